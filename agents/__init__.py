@@ -1,0 +1,1 @@
+"""The Faust worker: its agents, tables, metrics and web views."""

@@ -1,0 +1,133 @@
+"""The one settings object of the IOC monitor, read from ``IOC_*`` environment variables.
+
+Every process (the CLI, the local runner, the worker, the tests) builds its configuration
+here, so a port or a topic prefix means the same thing everywhere. Defaults match
+``docker-compose.yml`` and ``deploy/``; a test pins that agreement.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ioc.errors import ConfigurationError
+
+#: Apache Kafka release assembled from Maven Central and run by ``ioc kafka start``.
+#: ``docker-compose.yml`` runs the official image of the same version (a test checks it).
+KAFKA_VERSION = "4.3.1"
+
+#: Repository root, for files under version control such as ``deploy/``.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _xdg(var: str, fallback: str, *parts: str) -> Path:
+    return Path(os.environ.get(var) or Path.home() / fallback).joinpath("ioc-monitor", *parts)
+
+
+class Settings(BaseSettings):
+    """Configuration of every IOC process. Frozen: build a new one to change a value."""
+
+    model_config = SettingsConfigDict(env_prefix="IOC_", frozen=True, extra="ignore")
+
+    # --- Kafka ---------------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="Bootstrap servers of an existing broker; unset means the local broker.",
+    )
+    kafka_host: str = Field(default="127.0.0.1", description="Address the local broker binds.")
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9094, ge=1, le=65535)
+    kafka_data_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state", "kafka"),
+        description="The local broker's directory: properties, pid file, log and data.",
+    )
+    kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[kmg]$")
+    kafka_start_timeout: float = Field(default=90.0, gt=0)
+    cache_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"),
+        description="Where the Kafka jars from Maven Central are kept between runs.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT"] = "PLAINTEXT"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+
+    # --- Topics --------------------------------------------------------------------------
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9._-]*$",
+        description="Prepended to every topic name, so test runs and tenants never meet.",
+    )
+    partitions: int = Field(default=2, ge=1, le=256)
+    retention_hours: int = Field(default=24 * 30, ge=1)
+
+    # --- Worker --------------------------------------------------------------------------
+    app_id: str = Field(default="ioc-monitor", pattern=r"^[A-Za-z0-9._-]+$")
+    worker_host: str = "127.0.0.1"
+    worker_port: int = Field(default=6066, ge=1, le=65535)
+    worker_data_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state", "worker")
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- Other services (used by docker-compose and the demo) ----------------------------
+    prometheus_port: int = Field(default=9090, ge=1, le=65535)
+    alertmanager_port: int = Field(default=9093, ge=1, le=65535)
+    grafana_port: int = Field(default=3000, ge=1, le=65535)
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                msg = f"expected host:port[,host:port...], got {value!r}"
+                raise ValueError(msg)
+        return value
+
+    @cached_property
+    def bootstrap_servers(self) -> str:
+        """Where clients connect: ``IOC_KAFKA_BOOTSTRAP``, else the local broker."""
+        return self.kafka_bootstrap or f"{self.kafka_host}:{self.kafka_port}"
+
+    @property
+    def worker_url(self) -> str:
+        """Base URL of the worker's web server (``/metrics`` and the wall)."""
+        return f"http://{self.worker_host}:{self.worker_port}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, turning validation errors into one clear message.
+
+    The message names each offending environment variable, what it accepts and what it got.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            variable = f"IOC_{field.upper()}"
+            problems.append(
+                f"  {variable}: {error['msg']} (nhận được / received: {error.get('input')!r})"
+            )
+        raise ConfigurationError(
+            "Cấu hình không hợp lệ / Invalid configuration:\n" + "\n".join(problems)
+        ) from None
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``IOC_*`` environment that rebuilds ``settings`` in a child process."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        env[f"IOC_{name.upper()}"] = text
+    return env

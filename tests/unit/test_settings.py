@@ -1,0 +1,70 @@
+"""The one settings object: defaults, environment, and errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from ioc.errors import ConfigurationError
+from ioc.settings import Settings, load_settings, settings_env
+
+
+def test_local_broker_is_the_default_bootstrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("IOC_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.setenv("IOC_KAFKA_PORT", "19092")
+
+    assert load_settings().bootstrap_servers == "127.0.0.1:19092"
+
+
+def test_explicit_bootstrap_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IOC_KAFKA_BOOTSTRAP", "kafka:19092,kafka2:19092")
+
+    assert load_settings().bootstrap_servers == "kafka:19092,kafka2:19092"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("IOC_KAFKA_PORT", "ninety", "IOC_KAFKA_PORT"),
+        ("IOC_KAFKA_PORT", "70000", "IOC_KAFKA_PORT"),
+        ("IOC_PARTITIONS", "0", "IOC_PARTITIONS"),
+        ("IOC_LOG_LEVEL", "loud", "IOC_LOG_LEVEL"),
+        ("IOC_KAFKA_BOOTSTRAP", "no-port-here", "IOC_KAFKA_BOOTSTRAP"),
+        ("IOC_TOPIC_PREFIX", "has space", "IOC_TOPIC_PREFIX"),
+    ],
+)
+def test_invalid_variable_is_named_with_what_it_got(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+
+    message = str(caught.value)
+    assert expected in message
+    assert repr(value) in message
+    assert "Invalid configuration" in message
+    assert caught.value.exit_code == 2
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.kafka_port = 1  # type: ignore[misc]
+
+
+def test_settings_env_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    original = Settings(
+        kafka_bootstrap="h:1",
+        topic_prefix="t1.",
+        worker_port=7001,
+        worker_data_dir=tmp_path,
+        kafka_sasl_password="s3cret",
+    )
+    for key in list(__import__("os").environ):
+        if key.startswith("IOC_"):
+            monkeypatch.delenv(key)
+    for key, value in settings_env(original).items():
+        monkeypatch.setenv(key, value)
+
+    assert Settings() == original
