@@ -1,0 +1,1 @@
+"""Local services started by the project itself: Kafka (and, later, Prometheus, Alertmanager)."""
