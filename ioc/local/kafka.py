@@ -190,6 +190,8 @@ class LocalKafka:
         self.properties_file = self.home / "server.properties"
         self.log_file = self.home / "broker.log"
         self.record_file = self.home / "broker.json"
+        # Kept while this object lives, so the broker we started is reaped when it stops.
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -281,6 +283,7 @@ class LocalKafka:
                 terminate(proc.pid, 10.0)
             proc.wait()
             raise self._diagnose_failure(exited)
+        self._process = proc
         ServiceRecord(proc.pid, self.bootstrap, str(self.log_file), time.time()).write(
             self.record_file
         )
@@ -412,6 +415,9 @@ class LocalKafka:
         if record is None:
             return False
         terminate(record.pid, timeout, self._marker)
+        if self._process is not None and self._process.pid == record.pid:
+            self._process.wait()
+            self._process = None
         self.record_file.unlink(missing_ok=True)
         return True
 
