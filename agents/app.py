@@ -3,7 +3,8 @@
 Data flow inside the worker::
 
     ioc.feed.<source> (raw bytes) ──validate──► ioc.indicators ──latest──► table latest_values
-                                   └─────────► ioc.deadletter (reason, original bytes)
+                         │  table validator_seen   └─► ioc.deadletter (reason, original bytes)
+                         └─ duplicates: counted in ioc_events_duplicate_total, not forwarded
 
 Feed topics are consumed as raw bytes and parsed inside the agent: a typed Faust agent would
 crash on the first malformed message (``ValueDecodeError``), and no payload may stop the worker.
@@ -12,7 +13,6 @@ crash on the first malformed message (``ValueDecodeError``), and no payload may 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,13 +21,16 @@ import faust
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
+from agents.gatekeeper import Duplicate, Forward, Gatekeeper
 from agents.metrics import LatestValuesCollector, PipelineMetrics
 from agents.web import register_views
+from ioc.clock import Clock
 from ioc.settings import Settings
+from streams.catalogue import Catalogue
 from streams.deadletter import DeadLetter
 from streams.events import IndicatorEvent
 from streams.topics import Topics
-from streams.validation import Rejection, parse_feed_message
+from streams.validation import Rejection
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,8 @@ class Monitor:
     registry: CollectorRegistry
     metrics: PipelineMetrics
     topics: Topics
-    sources: tuple[str, ...]
+    catalogue: Catalogue
+    clock: Clock
     tables: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,7 +69,8 @@ def _broker_credentials(settings: Settings) -> Any:
 
 def create_app(
     settings: Settings,
-    sources: Iterable[str],
+    catalogue: Catalogue,
+    clock: Clock,
     *,
     registry: CollectorRegistry | None = None,
 ) -> Monitor:
@@ -95,27 +100,31 @@ def create_app(
         registry=registry,
         metrics=PipelineMetrics(registry),
         topics=topics,
-        sources=tuple(sorted(sources)),
+        catalogue=catalogue,
+        clock=clock,
     )
     _register_agents(monitor)
     register_views(monitor)
     return monitor
 
 
+def _table(monitor: Monitor, name: str) -> Any:
+    # No key_type/value_type: plain JSON. Faust's recovery calls ``value_type.from_data``,
+    # which builtins such as ``dict`` do not have (recovery would stall).
+    table = monitor.app.Table(name, default=None, partitions=monitor.settings.partitions)
+    monitor.tables[name] = table
+    return table
+
+
 def _register_agents(monitor: Monitor) -> None:
     app, topics, metrics = monitor.app, monitor.topics, monitor.metrics
-    feeds = app.topic(*(topics.feed(s) for s in monitor.sources), **RAW)
+    sources = sorted(monitor.catalogue.sources)
+    feeds = app.topic(*(topics.feed(s) for s in sources), **RAW)
     indicators = app.topic(topics.indicators, **RAW)
     deadletter = app.topic(topics.deadletter, **RAW)
 
-    latest = app.Table(
-        "latest_values",
-        default=None,
-        # No key_type/value_type: plain JSON. Faust's recovery calls ``value_type.from_data``,
-        # which builtins such as ``dict`` do not have (recovery would stall).
-        partitions=monitor.settings.partitions,
-    )
-    monitor.tables["latest_values"] = latest
+    gatekeeper = Gatekeeper(monitor.catalogue, monitor.clock, _table(monitor, "validator_seen"))
+    latest = _table(monitor, "latest_values")
     monitor.registry.register(LatestValuesCollector(latest.items))
 
     async def reject(message: Any, source: str, rejection: Rejection) -> None:
@@ -137,12 +146,16 @@ def _register_agents(monitor: Monitor) -> None:
             message = event.message
             source = topics.source_of(message.topic) or "unknown"
             metrics.received.labels(source).inc()
-            result = parse_feed_message(message.value, source)
-            if isinstance(result, Rejection):
-                await reject(message, source, result)
-            else:
-                await indicators.send(key=result.key, value=result.to_json())
+            outcome = gatekeeper.judge(message.value, message.key, source)
+            if isinstance(outcome, Forward):
+                await indicators.send(key=outcome.event.key, value=outcome.event.to_json())
                 metrics.accepted.labels(source).inc()
+                if outcome.correction:
+                    metrics.corrections.labels(source).inc()
+            elif isinstance(outcome, Duplicate):
+                metrics.duplicates.labels(source).inc()
+            else:
+                await reject(message, source, outcome.rejection)
 
     @app.agent(indicators, name="latest")
     async def keep_latest(stream: Any) -> None:
@@ -155,6 +168,11 @@ def _register_agents(monitor: Monitor) -> None:
                 log.error("Invalid record on %s skipped: %s", topics.indicators, exc)
                 continue
             key = f"{event.indicator}|{event.area}"
+            current = latest.get(key)
+            # The newest period wins; within a period, the later message (a correction).
+            # Period strings of one type sort chronologically (2024-W09 < 2024-W10).
+            if current is not None and event.period < current["period"]:
+                continue
             latest[key] = {
                 "source": event.source,
                 "indicator": event.indicator,

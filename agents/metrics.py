@@ -37,6 +37,18 @@ class PipelineMetrics:
             ["source"],
             registry=registry,
         )
+        self.duplicates = Counter(
+            "ioc_events_duplicate",
+            "Events dropped because their event id was already received.",
+            ["source"],
+            registry=registry,
+        )
+        self.corrections = Counter(
+            "ioc_events_correction",
+            "Valid events that replace an earlier value for the same period.",
+            ["source"],
+            registry=registry,
+        )
         self.internal_errors = Counter(
             "ioc_internal_errors",
             "Records an agent could not process (a bug or a foreign writer), by stage.",

@@ -8,11 +8,12 @@ here, so a port or a topic prefix means the same thing everywhere. Defaults matc
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ioc.errors import ConfigurationError
@@ -74,6 +75,15 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # --- Clock (ioc/clock.py): simulated time for demos and tests -------------------------
+    clock_start: AwareDatetime | None = Field(
+        default=None, description="Simulated time at IOC_CLOCK_EPOCH; unset means real time."
+    )
+    clock_epoch: float | None = Field(
+        default=None, description="Wall-clock Unix time at which simulated time is clock_start."
+    )
+    clock_speed: float = Field(default=1.0, gt=0, le=1_000_000)
+
     # --- Other services (used by docker-compose and the demo) ----------------------------
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
     alertmanager_port: int = Field(default=9093, ge=1, le=65535)
@@ -128,6 +138,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
-        text = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+        elif isinstance(value, datetime):
+            text = value.isoformat()
+        else:
+            text = str(value)
         env[f"IOC_{name.upper()}"] = text
     return env

@@ -1,0 +1,159 @@
+"""The validator's decisions: forward, reject with a reason, or drop a duplicate."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agents.gatekeeper import Duplicate, Forward, Gatekeeper, Reject, state_key
+from ioc.clock import SystemClock
+from streams.catalogue import default_catalogue
+from streams.events import IndicatorEvent
+
+NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+
+class FixedClock(SystemClock):
+    def now(self) -> datetime:
+        return NOW
+
+
+def gatekeeper(seen: dict[str, Any] | None = None) -> Gatekeeper:
+    return Gatekeeper(default_catalogue(), FixedClock(), {} if seen is None else seen)
+
+
+def event(**changes: Any) -> IndicatorEvent:
+    fields: dict[str, Any] = {
+        "event_id": uuid.uuid4(),
+        "source": "police",
+        "indicator": "eid_activated",
+        "area": "son-la",
+        "period": "2024-Q3",
+        "value": 539304.0,
+        "observed_at": NOW - timedelta(days=90),
+        "sent_at": NOW - timedelta(days=80),
+    }
+    return IndicatorEvent(**(fields | changes))
+
+
+def judge(keeper: Gatekeeper, ev: IndicatorEvent, key: bytes | None = None) -> Any:
+    return keeper.judge(ev.to_json(), ev.key if key is None else key, ev.source)
+
+
+def test_new_event_is_forwarded_and_remembered() -> None:
+    seen: dict[str, Any] = {}
+    ev = event()
+
+    outcome = judge(gatekeeper(seen), ev)
+
+    assert outcome == Forward(ev, correction=False)
+    assert seen[state_key(ev)]["ids"] == [str(ev.event_id)]
+
+
+def test_same_event_id_is_a_duplicate() -> None:
+    keeper = gatekeeper()
+    ev = event()
+    judge(keeper, ev)
+
+    assert judge(keeper, ev) == Duplicate(ev)
+
+
+def test_correction_supersedes_and_an_older_one_is_refused() -> None:
+    keeper = gatekeeper()
+    first = event(value=500000.0)
+    correction = event(value=539304.0, sent_at=first.sent_at + timedelta(hours=1))
+    stale = event(value=1.0, sent_at=first.sent_at - timedelta(hours=1))
+
+    assert judge(keeper, first) == Forward(first, correction=False)
+    assert judge(keeper, correction) == Forward(correction, correction=True)
+    outcome = judge(keeper, stale)
+    assert isinstance(outcome, Reject)
+    assert outcome.rejection.reason == "superseded"
+    # The first event, re-sent after its correction, is still a duplicate, not a third value.
+    assert judge(keeper, first) == Duplicate(first)
+
+
+def test_same_period_other_area_is_independent() -> None:
+    keeper = gatekeeper()
+    province = event()
+    district = event(area="moc-chau", value=40000.0, event_id=province.event_id)
+
+    assert isinstance(judge(keeper, province), Forward)
+    assert isinstance(judge(keeper, district), Forward)
+
+
+def test_key_must_be_the_series() -> None:
+    outcome = judge(gatekeeper(), event(), key=b"something-else")
+
+    assert isinstance(outcome, Reject)
+    assert outcome.rejection.reason == "wrong_key"
+    assert "eid_activated|son-la" in outcome.rejection.message_en
+
+
+def test_catalogue_breaches_are_rejected_before_dedupe() -> None:
+    seen: dict[str, Any] = {}
+    outcome = judge(gatekeeper(seen), event(value=-5.0))
+
+    assert isinstance(outcome, Reject)
+    assert outcome.rejection.reason == "out_of_range"
+    assert seen == {}
+
+
+def test_spoofed_source_is_rejected() -> None:
+    ev = event()
+    outcome = gatekeeper().judge(ev.to_json(), ev.key, "tax")
+
+    assert isinstance(outcome, Reject)
+    assert outcome.rejection.reason == "source_mismatch"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+
+
+def mutated_events() -> st.SearchStrategy[bytes]:
+    """Valid events with one field replaced by arbitrary JSON, or one removed."""
+    base = json.loads(event().to_json())
+
+    def mutate(field: str, value: Any, drop: bool) -> bytes:
+        payload = dict(base)
+        if drop:
+            payload.pop(field, None)
+        else:
+            payload[field] = value
+        return json.dumps(payload, allow_nan=True).encode()
+
+    return st.builds(mutate, st.sampled_from([*base, "extra"]), json_values, st.booleans())
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    raw=st.binary(max_size=300)
+    | st.just(event().to_json())
+    | json_values.map(lambda v: json.dumps(v, allow_nan=True).encode())
+    | mutated_events(),
+    key=st.just(b"eid_activated|son-la") | st.none() | st.binary(max_size=40),
+)
+def test_any_input_has_exactly_one_outcome_and_never_raises(raw: bytes, key: bytes | None) -> None:
+    seen: dict[str, Any] = {}
+    outcome = gatekeeper(seen).judge(raw, key, "police")
+
+    assert isinstance(outcome, Forward | Reject | Duplicate)
+    if isinstance(outcome, Reject):
+        assert outcome.rejection.reason
+        assert outcome.rejection.message_vi
+        assert outcome.rejection.message_en
+        assert seen == {}
+    else:
+        assert isinstance(outcome, Forward)  # a fresh state cannot hold a duplicate
+        assert list(seen) == [state_key(outcome.event)]
