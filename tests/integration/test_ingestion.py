@@ -90,30 +90,14 @@ def test_report_with_bad_row_duplicate_correction_and_spoof(
     assert counter(settings, "ioc_events_duplicate_total", source="ict") == 1
     assert counter(settings, "ioc_events_correction_total", source="ict") == 1
     assert counter(settings, "ioc_events_rejected_total", source="ict", reason="source_mismatch")
-    wait_for(
-        lambda: (
-            counter(
-                settings,
-                "ioc_indicator_value",
-                source="ict",
-                indicator="dvc_online_total",
-                area="son-la",
-            )
-            == 1866
-        ),
-        20,
-        "the corrected total",
-    )
-    assert (
-        counter(
-            settings,
-            "ioc_indicator_value",
-            source="ict",
-            indicator="online_application_rate",
-            area="son-la",
+
+    def latest(indicator: str) -> float:
+        return counter(
+            settings, "ioc_indicator_value", source="ict", indicator=indicator, area="son-la"
         )
-        == 69.46
-    )
+
+    wait_for(lambda: latest("dvc_online_total") == 1866, 20, "the corrected total")
+    assert latest("online_application_rate") == 69.46
 
     rejects = ioc(settings, "rejects", "--source", "ict")
     assert rejects.returncode == 0, rejects.stderr
