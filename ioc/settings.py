@@ -53,6 +53,9 @@ class Settings(BaseSettings):
         default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"),
         description="Where the Kafka jars from Maven Central are kept between runs.",
     )
+    producer_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a send may wait for the broker's acknowledgement."
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT"] = "PLAINTEXT"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None

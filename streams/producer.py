@@ -50,20 +50,21 @@ class IndicatorProducer:
         settings: Settings,
         *,
         client_id: str = "ioc-producer",
-        ack_timeout: float = 30.0,
+        ack_timeout: float | None = None,
         **overrides: Any,
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
-        self.ack_timeout = ack_timeout
+        self.ack_timeout = ack_timeout if ack_timeout is not None else settings.producer_timeout
         config = client_config(settings, client_id) | {
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": 5,
             "retries": 2**31 - 1,  # bounded by delivery_timeout_ms instead
-            "delivery_timeout_ms": int(ack_timeout * 1000),
-            "request_timeout_ms": min(15_000, int(ack_timeout * 1000)),
-            "max_block_ms": int(ack_timeout * 1000),
+            "delivery_timeout_ms": int(self.ack_timeout * 1000),
+            "request_timeout_ms": min(15_000, int(self.ack_timeout * 1000)),
+            "max_block_ms": int(self.ack_timeout * 1000),
+            "bootstrap_timeout_ms": int(self.ack_timeout * 1000),
         }
         try:
             self._producer = KafkaProducer(**(config | overrides))
