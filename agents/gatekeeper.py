@@ -40,9 +40,10 @@ class Forward:
 
 @dataclass(frozen=True, slots=True)
 class Reject:
-    """A message for the dead-letter topic."""
+    """A message for the dead-letter topic (with the event, when it could be parsed)."""
 
     rejection: Rejection
+    event: IndicatorEvent | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +69,15 @@ class Gatekeeper:
         self.clock = clock
         self.seen = seen
 
-    def judge(self, raw: bytes | None, key: bytes | None, topic_source: str) -> Outcome:
+    def judge(
+        self, raw: bytes | None, key: bytes | None, topic_source: str, origin: str = ""
+    ) -> Outcome:
         """Decide the fate of one message read from the feed of ``topic_source``.
 
+        ``origin`` names the message (topic/partition/offset). After a crash the worker reads
+        again what it had not committed; the state may already hold those events. A message
+        whose id was recorded *from this very origin* is a replay and is forwarded again
+        (everything downstream is idempotent); the same id from elsewhere is a duplicate.
         Updates the dedupe state for forwarded events. Never raises on any input.
         """
         parsed = parse_feed_message(raw, topic_source)
@@ -81,37 +88,43 @@ class Gatekeeper:
             shown = key.decode("utf-8", "replace") if key is not None else None
             expected = event.key.decode()
             return Reject(
-                Rejection(
+                event=event,
+                rejection=Rejection(
                     "wrong_key",
                     f"Khoá bản tin phải là '{expected}' (SDK tự đặt); nhận được {shown!r}",
                     f"The message key must be '{expected}' (the SDK sets it); received {shown!r}",
                     "key",
-                )
+                ),
             )
         rejection = check_against_catalogue(event, self.catalogue, self.clock.now())
         if rejection is not None:
-            return Reject(rejection)
-        return self._against_history(event)
+            return Reject(rejection, event)
+        return self._against_history(event, origin)
 
-    def _against_history(self, event: IndicatorEvent) -> Outcome:
+    def _against_history(self, event: IndicatorEvent, origin: str) -> Outcome:
         skey = state_key(event)
         state = self.seen.get(skey)
         event_id = str(event.event_id)
         if state is not None:
             if event_id in state["ids"]:
+                if origin and state["ids"][event_id] == origin:
+                    return Forward(event, correction=False)  # a replay after a crash
                 return Duplicate(event)
             current_sent = datetime.fromisoformat(state["sent_at"])
             if event.sent_at < current_sent:
                 return Reject(
-                    Rejection(
+                    event=event,
+                    rejection=Rejection(
                         "superseded",
                         f"Đã có số liệu gửi lúc {state['sent_at']} cho kỳ này, mới hơn bản này "
                         f"(gửi lúc {event.sent_at.isoformat()})",
                         f"A value sent at {state['sent_at']} for this period is newer than this "
                         f"one (sent at {event.sent_at.isoformat()})",
                         "sent_at",
-                    )
+                    ),
                 )
-        ids = [*(state["ids"] if state else ()), event_id][-MAX_IDS_PER_PERIOD:]
-        self.seen[skey] = {"ids": ids, "sent_at": event.sent_at.isoformat(), "value": event.value}
+        ids = dict(state["ids"]) if state else {}
+        ids[event_id] = origin
+        ids = dict(list(ids.items())[-MAX_IDS_PER_PERIOD:])
+        self.seen[skey] = {"ids": ids, "sent_at": event.sent_at.isoformat()}
         return Forward(event, correction=state is not None)

@@ -1,22 +1,29 @@
 """Prometheus metrics of the worker, registered on an injected registry (never the global one).
 
-Counters are updated as events flow. Values that live in Faust tables are read at scrape time
-by custom collectors, so a scrape always shows the tables as they are now and nothing has to be
-kept in sync by hand.
+Counters and histograms are updated as events flow. Everything that lives in Faust tables is
+read at scrape time by custom collectors, so a scrape shows the tables as they are now and
+derived figures (targets, year-to-date, rates) are never stored twice. Label sets are bounded
+by the catalogue: sources, indicators, areas, alert names; never event ids or free text.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agents.quality import STATUS_CODE, aggregate_over_time, assess_target, target_for
+
+if TYPE_CHECKING:
+    from agents.app import Monitor
+
 
 class PipelineMetrics:
-    """Counters of what entered the pipeline, per source (a bounded label set: 41 sources)."""
+    """Counters and histograms of what flows through the pipeline."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.received = Counter(
@@ -55,29 +62,234 @@ class PipelineMetrics:
             ["stage"],
             registry=registry,
         )
+        self.alert_transitions = Counter(
+            "ioc_alert_transitions",
+            "Alerts that started or stopped firing.",
+            ["alertname", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "ioc_processing_latency_seconds",
+            "From the agency's produce time to the value evaluated by the worker.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "ioc_batch_events",
+            "Events taken per batch by an agent.",
+            ["agent"],
+            buckets=(1, 10, 50, 100, 250, 500, 1000),
+            registry=registry,
+        )
 
 
-class LatestValuesCollector(Collector):
-    """``ioc_indicator_value{source,indicator,area}`` read from the latest-values table."""
+def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=labels)
 
-    def __init__(self, items: Callable[[], Iterable[tuple[Any, Mapping[str, Any]]]]) -> None:
-        self._items = items
+
+SERIES_LABELS = ["source", "indicator", "area", "level"]
+
+
+class SeriesCollector(Collector):
+    """Reported values, year-to-date, and standing against targets, from table ``series``."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
 
     def collect(self) -> Iterator[Metric]:
-        """Yield one gauge sample per (indicator, area) the worker holds."""
-        family = GaugeMetricFamily(
-            "ioc_indicator_value",
-            "Latest reported value of an indicator for an area.",
-            labels=["source", "indicator", "area"],
+        """Yield the families; read the tables now."""
+        catalogue = self.monitor.catalogue
+        margin = self.monitor.settings.target_margin
+        value = _gauge("ioc_indicator_value", "Latest reported value.", SERIES_LABELS)
+        ytd = _gauge(
+            "ioc_indicator_ytd_value",
+            "Year-to-date value of the latest period's year, by the indicator's time aggregation.",
+            SERIES_LABELS,
         )
-        for _key, row in self._items():
-            family.add_metric([row["source"], row["indicator"], row["area"]], row["value"])
+        period_start = _gauge(
+            "ioc_indicator_period_start_timestamp_seconds",
+            "Start of the latest reported period.",
+            SERIES_LABELS,
+        )
+        target = _gauge(
+            "ioc_indicator_target", "Target for the latest period's year.", SERIES_LABELS
+        )
+        status = _gauge(
+            "ioc_indicator_status",
+            "Standing against the target: 0 on track, 1 at risk, 2 off track.",
+            SERIES_LABELS,
+        )
+        progress = _gauge(
+            "ioc_indicator_progress_ratio",
+            "Progress towards the target (1 = met).",
+            SERIES_LABELS,
+        )
+        for row in list(self.monitor.tables["series"].values()):
+            if not row:
+                continue
+            indicator = catalogue.indicators.get(row["indicator"])
+            if indicator is None:
+                continue
+            labels = [row["source"], row["indicator"], row["area"], row["level"]]
+            periods: Mapping[str, list[Any]] = row["periods"]
+            latest = max(periods)
+            current = periods[latest][0]
+            value.add_metric(labels, current)
+            period = indicator.parse_period(latest)
+            period_start.add_metric(labels, period.start.timestamp())
+            same_year = [periods[p][0] for p in sorted(periods) if p[:4] == latest[:4]]
+            total = aggregate_over_time(indicator, same_year)
+            if total is not None:
+                ytd.add_metric(labels, total)
+            goal = target_for(indicator, row["area"], period.start.year)
+            if goal is not None:
+                standing = assess_target(current, goal, margin)
+                target.add_metric(labels, goal.value)
+                status.add_metric(labels, STATUS_CODE[standing.status])
+                progress.add_metric(labels, standing.progress)
+        yield from (value, ytd, period_start, target, status, progress)
+
+
+class RollupCollector(Collector):
+    """``ioc_indicator_rollup_value``: parents' values computed from their children."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the rollups of the latest period of each (indicator, parent)."""
+        family = _gauge(
+            "ioc_indicator_rollup_value",
+            "Value of a parent area computed from its children (sum, or a recomputed rate).",
+            SERIES_LABELS,
+        )
+        children = _gauge(
+            "ioc_indicator_rollup_children",
+            "Children contributing to the latest rollup.",
+            SERIES_LABELS,
+        )
+        for row in list(self.monitor.tables["rollups"].values()):
+            if not row or not row["values"]:
+                continue
+            latest = max(row["values"])
+            labels = [row["source"], row["indicator"], row["area"], row["level"]]
+            family.add_metric(labels, row["values"][latest][0])
+            children.add_metric(labels, len(row["children"].get(latest, {})))
+        yield from (family, children)
+
+
+class SourceCollector(Collector):
+    """Reporting timeliness of each source, from table ``reporting``."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield per-source gauges for the sources this worker holds."""
+        last = _gauge(
+            "ioc_source_last_report_timestamp_seconds",
+            "When the source last sent a valid report (its sent_at).",
+            ["source"],
+        )
+        overdue = _gauge(
+            "ioc_source_overdue",
+            "1 when some indicator of the source has no report for its latest due period.",
+            ["source"],
+        )
+        overdue_count = _gauge(
+            "ioc_source_overdue_indicators",
+            "Indicators of the source with no report for their latest due period.",
+            ["source"],
+        )
+        rate = _gauge(
+            "ioc_source_reporting_rate",
+            "Reports received over expected for the latest due periods (0..1).",
+            ["source"],
+        )
+        on_time = _gauge(
+            "ioc_source_on_time_rate",
+            "Reports sent by their deadline over reports received (0..1).",
+            ["source"],
+        )
+        for source, state in list(self.monitor.tables["reporting"].items()):
+            if not state:
+                continue
+            if state.get("last_report"):
+                last.add_metric([source], datetime.fromisoformat(state["last_report"]).timestamp())
+            overdue.add_metric([source], 1.0 if state.get("overdue") else 0.0)
+            overdue_count.add_metric([source], len(state.get("overdue", ())))
+            if state.get("reporting_rate") is not None:
+                rate.add_metric([source], state["reporting_rate"])
+            if state.get("on_time_rate") is not None:
+                on_time.add_metric([source], state["on_time_rate"])
+        yield from (last, overdue, overdue_count, rate, on_time)
+
+
+ALERT_TABLES = ("alerts_ingest", "alerts_series", "alerts_rules", "alerts_sources")
+
+
+class AlertCollector(Collector):
+    """``ioc_alert_active``: one series per firing alert."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the alerts firing now."""
+        family = _gauge(
+            "ioc_alert_active",
+            "1 for each alert the stream agents hold firing.",
+            ["alertname", "severity", "source", "indicator", "area"],
+        )
+        for name in ALERT_TABLES:
+            for entry in list(self.monitor.tables[name].values()):
+                if entry and entry["status"] == "firing":
+                    family.add_metric(
+                        [
+                            entry["alertname"],
+                            entry["severity"],
+                            entry["source"],
+                            entry["indicator"],
+                            entry["area"],
+                        ],
+                        1.0,
+                    )
         yield family
 
-    def describe(self) -> Iterator[Metric]:
-        """Describe without reading the table (registration happens before it is ready)."""
-        yield GaugeMetricFamily(
-            "ioc_indicator_value",
-            "Latest reported value of an indicator for an area.",
-            labels=["source", "indicator", "area"],
+
+class LagCollector(Collector):
+    """``ioc_consumer_lag_messages``: how far each assigned partition is behind."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the lag of each partition this worker reads."""
+        family = _gauge(
+            "ioc_consumer_lag_messages",
+            "Messages between the last one read and the end of the partition.",
+            ["topic", "partition"],
         )
+        consumer = getattr(self.monitor.app, "_consumer", None)
+        if consumer is not None:
+            read = consumer._read_offset
+            for tp in consumer.assignment():
+                highwater = consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                position = read.get(tp)
+                lag = highwater - (position + 1 if position is not None else 0)
+                family.add_metric([tp.topic, str(tp.partition)], max(0, lag))
+        yield family
+
+
+def register_collectors(monitor: Monitor) -> None:
+    """Register the table-reading collectors of ``monitor`` on its registry."""
+    for collector in (
+        SeriesCollector(monitor),
+        RollupCollector(monitor),
+        SourceCollector(monitor),
+        AlertCollector(monitor),
+        LagCollector(monitor),
+    ):
+        monitor.registry.register(collector)

@@ -76,6 +76,15 @@ class Settings(BaseSettings):
     worker_data_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state", "worker")
     )
+    target_margin: float = Field(
+        default=0.1, ge=0, le=1, description="Within this fraction of a target: at risk."
+    )
+    tick_seconds: float = Field(
+        default=1.0, gt=0, description="How often reporting deadlines are checked."
+    )
+    alert_for_seconds: float = Field(
+        default=0.0, ge=0, description="How long a source must stay overdue before it pages."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # --- Clock (ioc/clock.py): simulated time for demos and tests -------------------------

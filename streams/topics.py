@@ -45,9 +45,32 @@ class Topics:
         """Alert transitions (firing, resolved)."""
         return f"{self.prefix}ioc.alerts"
 
+    @property
+    def rollups(self) -> str:
+        """Internal: children's figures, keyed by (indicator, parent area)."""
+        return f"{self.prefix}ioc.internal.rollups"
+
+    @property
+    def rules(self) -> str:
+        """Internal: inputs of cross-indicator rules, keyed by (rule, area)."""
+        return f"{self.prefix}ioc.internal.rules"
+
+    @property
+    def receipts(self) -> str:
+        """Internal: reports received and clock ticks, keyed by source."""
+        return f"{self.prefix}ioc.internal.receipts"
+
     def all(self, sources: Iterable[str]) -> list[str]:
         """Every topic the pipeline needs for these sources."""
-        return [*(self.feed(s) for s in sources), self.indicators, self.deadletter, self.alerts]
+        return [
+            *(self.feed(s) for s in sources),
+            self.indicators,
+            self.deadletter,
+            self.alerts,
+            self.rollups,
+            self.rules,
+            self.receipts,
+        ]
 
 
 def ensure_topics(settings: Settings, names: Iterable[str]) -> list[str]:

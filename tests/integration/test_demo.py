@@ -57,6 +57,7 @@ def test_demo_shows_the_seed_value_and_ctrl_c_stops_everything(tmp_path: Path) -
             source="ict",
             indicator="online_application_rate",
             area="son-la",
+            level="province",
         )
         assert value == 69.46
         assert len(processes_with(marker)) >= 3  # the demo, the broker, the worker

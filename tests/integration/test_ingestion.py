@@ -93,7 +93,12 @@ def test_report_with_bad_row_duplicate_correction_and_spoof(
 
     def latest(indicator: str) -> float:
         return counter(
-            settings, "ioc_indicator_value", source="ict", indicator=indicator, area="son-la"
+            settings,
+            "ioc_indicator_value",
+            source="ict",
+            indicator=indicator,
+            area="son-la",
+            level="province",
         )
 
     wait_for(lambda: latest("dvc_online_total") == 1866, 20, "the corrected total")

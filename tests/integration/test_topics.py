@@ -25,8 +25,8 @@ def test_create_is_explicit_and_idempotent(settings_factory: SettingsFactory) ->
     second = subprocess.run(run, env=env, capture_output=True, text=True, check=False)
 
     assert first.returncode == 0, first.stderr
-    assert "Created 44 topics, 0 existed already" in first.stdout  # 41 feeds + 3
-    assert "Created 0 topics, 44 existed already" in second.stdout
+    assert "Created 47 topics, 0 existed already" in first.stdout  # 41 feeds + 6
+    assert "Created 0 topics, 47 existed already" in second.stdout
     admin = KafkaAdminClient(**client_config(settings, "test-admin"))
     try:
         name = f"{settings.topic_prefix}ioc.feed.tax"

@@ -50,6 +50,7 @@ def online_rate(settings: Settings) -> float | None:
         source="ict",
         indicator="online_application_rate",
         area="son-la",
+        level="province",
     )
 
 

@@ -52,7 +52,7 @@ def test_new_event_is_forwarded_and_remembered() -> None:
     outcome = judge(gatekeeper(seen), ev)
 
     assert outcome == Forward(ev, correction=False)
-    assert seen[state_key(ev)]["ids"] == [str(ev.event_id)]
+    assert list(seen[state_key(ev)]["ids"]) == [str(ev.event_id)]
 
 
 def test_same_event_id_is_a_duplicate() -> None:
@@ -76,6 +76,21 @@ def test_correction_supersedes_and_an_older_one_is_refused() -> None:
     assert outcome.rejection.reason == "superseded"
     # The first event, re-sent after its correction, is still a duplicate, not a third value.
     assert judge(keeper, first) == Duplicate(first)
+
+
+def test_replay_of_the_same_message_after_a_crash_is_forwarded_again() -> None:
+    keeper = gatekeeper()
+    ev = event()
+    assert judge_from(keeper, ev, "ioc.feed.police/0/7") == Forward(ev, correction=False)
+
+    # The state survived (changelog) but the offset was not committed: the same message is
+    # read again. Downstream is idempotent, so it is forwarded, not lost as a "duplicate".
+    assert judge_from(keeper, ev, "ioc.feed.police/0/7") == Forward(ev, correction=False)
+    assert judge_from(keeper, ev, "ioc.feed.police/0/8") == Duplicate(ev)
+
+
+def judge_from(keeper: Gatekeeper, ev: IndicatorEvent, origin: str) -> Any:
+    return keeper.judge(ev.to_json(), ev.key, ev.source, origin)
 
 
 def test_same_period_other_area_is_independent() -> None:

@@ -1,35 +1,160 @@
-"""Metrics come from an injected registry, and table values are read at scrape time."""
+"""Metrics come from an injected registry; table values are read at scrape time."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
-from agents.metrics import LatestValuesCollector, PipelineMetrics
+from agents.metrics import (
+    ALERT_TABLES,
+    AlertCollector,
+    PipelineMetrics,
+    RollupCollector,
+    SeriesCollector,
+    SourceCollector,
+)
+from ioc.settings import Settings
+from streams.catalogue import default_catalogue
 
 
-def row(indicator: str, area: str, value: float) -> dict[str, Any]:
-    return {"source": "ict", "indicator": indicator, "area": area, "value": value}
+def fake_monitor() -> Any:
+    tables: dict[str, dict[str, Any]] = {
+        name: {} for name in ("series", "rollups", "reporting", *ALERT_TABLES)
+    }
+    return SimpleNamespace(
+        tables=tables, catalogue=default_catalogue(), settings=Settings(target_margin=0.1)
+    )
 
 
-def test_collector_reads_the_table_at_each_scrape() -> None:
-    table: dict[str, dict[str, Any]] = {}
+def registry_for(monitor: Any) -> CollectorRegistry:
     registry = CollectorRegistry()
-    registry.register(LatestValuesCollector(table.items))
+    for collector in (SeriesCollector, RollupCollector, SourceCollector, AlertCollector):
+        registry.register(collector(monitor))
+    return registry
 
-    table["a|son-la"] = row("a", "son-la", 69.46)
-    first = registry.get_sample_value(
-        "ioc_indicator_value", {"source": "ict", "indicator": "a", "area": "son-la"}
-    )
-    table["a|son-la"] = row("a", "son-la", 70.0)
-    second = registry.get_sample_value(
-        "ioc_indicator_value", {"source": "ict", "indicator": "a", "area": "son-la"}
-    )
-    del table["a|son-la"]
 
-    assert (first, second) == (69.46, 70.0)
-    assert b"ioc_indicator_value{" not in generate_latest(registry)
+RATE = {"source": "ict", "indicator": "online_application_rate", "area": "son-la"}
+
+
+def series_row(periods: dict[str, float]) -> dict[str, Any]:
+    return {
+        **RATE,
+        "level": "province",
+        "periods": {p: [v, None, None, "2024-01-01T00:00:00+00:00"] for p, v in periods.items()},
+    }
+
+
+def test_series_are_read_at_each_scrape_with_target_standing() -> None:
+    monitor = fake_monitor()
+    registry = registry_for(monitor)
+    labels = RATE | {"level": "province"}
+
+    monitor.tables["series"]["k"] = series_row({"2023": 69.46})
+    first = registry.get_sample_value("ioc_indicator_value", labels)
+    status = registry.get_sample_value("ioc_indicator_status", labels)
+    target = registry.get_sample_value("ioc_indicator_target", labels)
+    progress = registry.get_sample_value("ioc_indicator_progress_ratio", labels)
+    monitor.tables["series"]["k"] = series_row({"2023": 69.46, "2024": 79.0})
+    second = registry.get_sample_value("ioc_indicator_value", labels)
+    at_risk = registry.get_sample_value("ioc_indicator_status", labels)
+
+    assert first == 69.46
+    assert target == 80.0  # Resolution 17-NQ/TU: at least 80 % by 2025
+    assert status == 2  # 69.46 is more than 10 % short of 80
+    assert progress is not None
+    assert abs(progress - 69.46 / 80) < 1e-9
+    assert second == 79.0  # the newest period wins
+    assert at_risk == 1  # within the 10 % margin
+
+
+def test_ytd_follows_the_time_aggregation() -> None:
+    monitor = fake_monitor()
+    registry = registry_for(monitor)
+    labels = {"source": "tax", "indicator": "tax_revenue", "area": "son-la", "level": "province"}
+    monitor.tables["series"]["k"] = {
+        **labels,
+        "periods": {
+            "2024-12": [999.0, None, None, ""],
+            "2025-01": [100.0, None, None, ""],
+            "2025-02": [150.5, None, None, ""],
+        },
+    }
+
+    assert registry.get_sample_value("ioc_indicator_ytd_value", labels) == 250.5
+    assert registry.get_sample_value("ioc_indicator_value", labels) == 150.5
+
+
+def test_rollups_sources_and_alerts() -> None:
+    monitor = fake_monitor()
+    registry = registry_for(monitor)
+    monitor.tables["rollups"]["k"] = {
+        "source": "police",
+        "indicator": "eid_activated",
+        "area": "moc-chau",
+        "level": "district",
+        "children": {"2024-Q3": {"a": {}, "b": {}}},
+        "values": {"2024-Q3": [300.0, None, None]},
+    }
+    monitor.tables["reporting"]["tax"] = {
+        "watch_since": "2025-01-01T00:00:00+00:00",
+        "last_report": "2025-01-02T00:00:00+00:00",
+        "overdue": ["tax_revenue"],
+        "reporting_rate": 0.5,
+        "on_time_rate": 1.0,
+    }
+    monitor.tables["alerts_sources"]["x"] = {
+        "alertname": "source_overdue",
+        "severity": "warning",
+        "source": "tax",
+        "indicator": "",
+        "area": "",
+        "status": "firing",
+    }
+    monitor.tables["alerts_series"]["y"] = {
+        "alertname": "outlier",
+        "severity": "warning",
+        "source": "ict",
+        "indicator": "x",
+        "area": "son-la",
+        "status": "pending",
+    }
+    rollup = {"source": "police", "indicator": "eid_activated", "area": "moc-chau"}
+
+    assert (
+        registry.get_sample_value("ioc_indicator_rollup_value", rollup | {"level": "district"})
+        == 300
+    )
+    assert registry.get_sample_value("ioc_source_overdue", {"source": "tax"}) == 1
+    assert registry.get_sample_value("ioc_source_reporting_rate", {"source": "tax"}) == 0.5
+    assert (
+        registry.get_sample_value(
+            "ioc_alert_active",
+            {
+                "alertname": "source_overdue",
+                "severity": "warning",
+                "source": "tax",
+                "indicator": "",
+                "area": "",
+            },
+        )
+        == 1
+    )
+    # Pending alerts are not active.
+    assert (
+        registry.get_sample_value(
+            "ioc_alert_active",
+            {
+                "alertname": "outlier",
+                "severity": "warning",
+                "source": "ict",
+                "indicator": "x",
+                "area": "son-la",
+            },
+        )
+        is None
+    )
 
 
 def test_counters_live_only_in_the_registry_given() -> None:

@@ -1,0 +1,123 @@
+"""Pure arithmetic of the evaluation agents: time aggregation, rollups, targets, data quality.
+
+No Faust and no I/O here: every function takes plain values, so each rule has unit tests of
+its own and the agents only move state around.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from streams.catalogue import Indicator, Ratio, Target
+
+Status = Literal["on_track", "at_risk", "off_track"]
+#: ``ioc_indicator_status`` values (the metrics contract).
+STATUS_CODE: Mapping[Status, int] = {"on_track": 0, "at_risk": 1, "off_track": 2}
+
+#: A period's reported figure: value, and for a rate its numerator and denominator.
+Figure = tuple[float, float | None, float | None]
+
+
+def aggregate_over_time(indicator: Indicator, values: Sequence[float]) -> float | None:
+    """Combine consecutive periods (oldest first) following the indicator's time aggregation."""
+    if not values:
+        return None
+    if indicator.time_aggregation == "sum":
+        return math.fsum(values)
+    if indicator.time_aggregation == "average":
+        return math.fsum(values) / len(values)
+    return values[-1]
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A parent area's value computed from its children's figures."""
+
+    value: float
+    numerator: float | None
+    denominator: float | None
+    children: int
+
+
+def roll_up(indicator: Indicator, children: Iterable[Figure]) -> Rollup | None:
+    """Combine children's figures for one period following the hierarchy aggregation.
+
+    ``sum`` adds values; ``recompute`` adds numerators and denominators and recomputes the
+    rate (never an average of rates); ``none`` does not roll up. A rate whose children did not
+    all send components cannot be recomputed honestly and gives None.
+    """
+    figures = list(children)
+    if not figures or indicator.hierarchy_aggregation == "none":
+        return None
+    if indicator.hierarchy_aggregation == "sum":
+        return Rollup(math.fsum(v for v, _, _ in figures), None, None, len(figures))
+    ratio: Ratio | None = indicator.ratio
+    if ratio is None or any(n is None or d is None for _, n, d in figures):
+        return None
+    numerator = math.fsum(n or 0.0 for _, n, _ in figures)
+    denominator = math.fsum(d or 0.0 for _, _, d in figures)
+    value = ratio.compute(numerator, denominator)
+    if value is None:
+        return None
+    return Rollup(value, numerator, denominator, len(figures))
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """Where a value stands against its target."""
+
+    target: Target
+    status: Status
+    progress: float  # 1.0 means the target is met exactly
+
+
+def target_for(indicator: Indicator, area: str, year: int) -> Target | None:
+    """The target that applies to a value of ``year``: that year's, else the next one set."""
+    candidates = sorted(
+        (t for t in indicator.targets if t.area == area and t.year >= year), key=lambda t: t.year
+    )
+    return candidates[0] if candidates else None
+
+
+def assess_target(value: float, target: Target, margin: float) -> TargetStatus:
+    """On track when the target is met; at risk within ``margin`` (a fraction) of it."""
+    if target.direction == "at_least":
+        progress = value / target.value if target.value else 1.0
+        met, near = value >= target.value, value >= target.value * (1 - margin)
+    else:
+        progress = target.value / value if value else 1.0
+        met, near = value <= target.value, value <= target.value * (1 + margin)
+    status: Status = "on_track" if met else "at_risk" if near else "off_track"
+    return TargetStatus(target, status, progress)
+
+
+#: Fewer earlier values than this, and a series has no history to judge an outlier by.
+MIN_HISTORY = 5
+#: Scales the median absolute deviation to the standard deviation of a normal distribution.
+MAD_SCALE = 0.6745
+
+
+def modified_z_score(value: float, history: Sequence[float]) -> float | None:
+    """Iglewicz and Hoaglin's modified z-score of ``value`` against the series' history.
+
+    None when the history is too short. When the median absolute deviation is 0 (a flat
+    series) any different value is infinitely far, and an equal value is 0.
+    """
+    if len(history) < MIN_HISTORY:
+        return None
+    median = statistics.median(history)
+    mad = statistics.median(abs(x - median) for x in history)
+    if mad == 0:
+        return 0.0 if value == median else math.inf
+    return MAD_SCALE * (value - median) / mad
+
+
+def percent_change(previous: float, current: float) -> float | None:
+    """Change from ``previous`` to ``current`` in percent; None from a zero base."""
+    if previous == 0:
+        return None
+    return (current - previous) / abs(previous) * 100.0
