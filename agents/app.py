@@ -37,9 +37,9 @@ from agents.metrics import PipelineMetrics, register_collectors
 from agents.quality import (
     Figure,
     assess_target,
+    merge_child,
     modified_z_score,
     percent_change,
-    roll_up,
     target_for,
 )
 from agents.timeliness import assess_source, record_receipt
@@ -456,23 +456,16 @@ class _Agents:
             "children": {},
             "values": {},
         }
-        children = {p: dict(c) for p, c in entry["children"].items()}
-        # A child's own report ("r") is preferred to the rollup of its children ("c");
-        # a correction replaces the child's earlier figure, so nothing counts twice.
-        slot = dict(children.get(item["period"], {}).get(item["child"], {}))
-        slot[item["kind"]] = item["figure"]
-        children.setdefault(item["period"], {})[item["child"]] = slot
-        figures = [tuple(s.get("r") or s["c"]) for s in children[item["period"]].values()]
-        result = roll_up(indicator, figures)
-        values = dict(entry["values"])
-        if result is not None:
-            values[item["period"]] = [result.value, result.numerator, result.denominator]
-        keep = sorted(children)[-KEEP_PERIODS:]
-        rollups[key] = {
-            **entry,
-            "children": {p: children[p] for p in keep},
-            "values": {p: values[p] for p in sorted(values)[-KEEP_PERIODS:]},
-        }
+        merged, result = merge_child(
+            indicator,
+            entry,
+            item["period"],
+            item["child"],
+            item["kind"],
+            item["figure"],
+            KEEP_PERIODS,
+        )
+        rollups[key] = merged
         if result is not None:
             figure: Figure = (result.value, result.numerator, result.denominator)
             await self._contribute(indicator, item["area"], item["area"], period, figure, "c")

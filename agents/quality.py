@@ -10,7 +10,7 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from streams.catalogue import Indicator, Ratio, Target
 
@@ -64,6 +64,40 @@ def roll_up(indicator: Indicator, children: Iterable[Figure]) -> Rollup | None:
     if value is None:
         return None
     return Rollup(value, numerator, denominator, len(figures))
+
+
+def merge_child(
+    indicator: Indicator,
+    entry: Mapping[str, Any],
+    period: str,
+    child: str,
+    kind: str,
+    figure: Sequence[float | None],
+    keep: int,
+) -> tuple[dict[str, Any], Rollup | None]:
+    """A parent's rollup state after one child's figure for ``period``, and the new rollup.
+
+    ``kind`` is ``"r"`` for the child's own report and ``"c"`` for the rollup of the child's
+    own children; a report is preferred. A later figure of the same child and kind replaces
+    the earlier one (a correction), so nothing is ever counted twice. Only the newest
+    ``keep`` periods are kept.
+    """
+    children = {p: {c: dict(k) for c, k in cs.items()} for p, cs in entry["children"].items()}
+    children.setdefault(period, {}).setdefault(child, {})[kind] = list(figure)
+    figures: list[Figure] = [
+        (f[0], f[1], f[2])
+        for f in (slot.get("r") or slot["c"] for slot in children[period].values())
+    ]
+    result = roll_up(indicator, figures)
+    values = dict(entry["values"])
+    if result is not None:
+        values[period] = [result.value, result.numerator, result.denominator]
+    merged = {
+        **entry,
+        "children": {p: children[p] for p in sorted(children)[-keep:]},
+        "values": {p: values[p] for p in sorted(values)[-keep:]},
+    }
+    return merged, result
 
 
 @dataclass(frozen=True)
