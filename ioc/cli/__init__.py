@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ioc.cli import agency, catalog, kafka, services
+from ioc.cli import agency, catalog, kafka, services, simulate
 from ioc.errors import IOCError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.command("worker")(services.worker)
 app.command("demo")(services.demo)
 app.command("push")(agency.push)
 app.command("rejects")(agency.rejects)
+app.command("simulate")(simulate.simulate)
 
 
 def main() -> None:
