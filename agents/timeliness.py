@@ -33,16 +33,19 @@ def latest_due_period(indicator: Indicator, now: datetime) -> Period:
 @lru_cache(maxsize=8192)
 def _expected(catalogue: Catalogue, code: str, period: Period) -> int:
     indicator = catalogue.indicators[code]
-    first, last = period.start.date(), period.last_day
     return sum(
         1
         for unit in catalogue.areas.values()
-        if unit.level in indicator.levels and unit.overlaps(first, last)
+        if unit.level in indicator.levels and unit.exists_on(period.last_day)
     )
 
 
 def expected_reports(catalogue: Catalogue, indicator: Indicator, period: Period) -> int:
-    """How many reports the indicator expects for ``period``: one per area at its levels."""
+    """How many reports the indicator expects for ``period``: one per area at its levels.
+
+    Areas are those existing on the period's last day, as for rollups: a period spanning the
+    2025 reform is reported by the units that exist when it closes.
+    """
     return _expected(catalogue, indicator.code, period)
 
 

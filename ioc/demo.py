@@ -1,7 +1,9 @@
 """``make demo``: the live monitor on this machine, stopped cleanly by Ctrl-C or ``--duration``.
 
 It starts Kafka (unless one already runs, which it then leaves running), the worker, pushes the
-seed figures of the catalogue, and prints where to look. Everything it started, it stops.
+seed figures of the catalogue, starts the simulator of all 41 sources (with a few injected
+problems: a silent source, outliers, late, malformed, duplicate and spoofed reports) and
+prints where to look. Everything it started, it stops.
 """
 
 from __future__ import annotations
@@ -10,16 +12,18 @@ import contextlib
 import signal
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from types import FrameType
 
 import typer
 
 from ioc.local.kafka import LocalKafka
 from ioc.local.process import wait_until
-from ioc.local.worker import WorkerProcess, http_get
+from ioc.local.worker import SimulatorProcess, WorkerProcess, http_get
 from ioc.settings import Settings
 from streams.catalogue import Catalogue, default_catalogue
 from streams.events import IndicatorEvent
+from streams.periods import LOCAL_TZ
 from streams.producer import IndicatorProducer
 from streams.topics import Topics, ensure_topics
 
@@ -57,12 +61,48 @@ def _sample(metrics: bytes, name: str) -> float:
     return total
 
 
-def run_demo(settings: Settings, duration: float | None) -> None:
-    """Run broker, worker and seed pushes until Ctrl-C (or ``duration`` seconds)."""
+def demo_settings(settings: Settings, speed: float) -> Settings:
+    """The demo's settings: one simulated clock, starting now, shared by every process."""
+    if settings.clock_start is not None:
+        return settings  # the operator chose a clock already
+    return settings.model_copy(
+        update={
+            "clock_start": datetime.now(LOCAL_TZ).replace(microsecond=0),
+            "clock_epoch": time.time(),
+            "clock_speed": speed,
+        }
+    )
+
+
+def _summary(body: bytes) -> str:
+    return (
+        f"  nhận / received {_sample(body, 'ioc_events_received_total'):.0f}"
+        f"  hợp lệ / accepted {_sample(body, 'ioc_events_accepted_total'):.0f}"
+        f"  trùng / duplicate {_sample(body, 'ioc_events_duplicate_total'):.0f}"
+        f"  từ chối / rejected {_sample(body, 'ioc_events_rejected_total'):.0f}"
+        f"  quá hạn / overdue {_sample(body, 'ioc_source_overdue{'):.0f}"
+        f"  cảnh báo / alerts {_sample(body, 'ioc_alert_active{'):.0f}"
+    )
+
+
+def run_demo(settings: Settings, duration: float | None, speed: float = 720.0) -> None:
+    """Run broker, worker and the simulator of every source until Ctrl-C (or ``duration``).
+
+    Time runs ``speed`` times faster than the wall clock (720: a day every two minutes), so
+    deadlines pass and a silent source turns overdue while you watch.
+    """
+    settings = demo_settings(settings, speed)
     catalogue = default_catalogue()
     kafka = LocalKafka(settings)
     run_dir = settings.worker_data_dir / "demo"
     worker = WorkerProcess(settings, run_dir / "worker.log")
+    # The tax department stays silent: its daily e-invoice figure is due at 08:00, so at x720
+    # the wall sees it turn overdue within a minute or so.
+    simulator = SimulatorProcess(
+        settings,
+        run_dir / "simulator.log",
+        *("--backfill", "2", "--faults", "demo", "--silent", "tax"),
+    )
     started_kafka = False
     with _sigterm_as_interrupt():
         try:
@@ -76,34 +116,44 @@ def run_demo(settings: Settings, duration: float | None) -> None:
             with IndicatorProducer(settings) as producer:
                 producer.send_many(events)
             metrics_url = f"{settings.worker_url}/metrics"
-            wait_until(
+            if not wait_until(
                 lambda: (
                     _sample(http_get(metrics_url) or b"", "ioc_events_accepted_total")
                     >= len(events)
                 ),
                 30,
                 interval=0.5,
+            ):
+                typer.echo(
+                    f"Cảnh báo: worker chưa xử lý hết {len(events)} số liệu gốc sau 30 s / "
+                    f"Warning: the worker has not processed the {len(events)} seed figures "
+                    f"after 30 s; see {worker.log_file}",
+                    err=True,
+                )
+            typer.echo(
+                "Khởi động mô phỏng 41 nguồn ... / Starting the simulator of the 41 sources ..."
             )
+            simulator.start()
             typer.echo(
                 "\nIOC đang chạy / The IOC monitor is running:\n"
-                f"  Kafka:    {result.bootstrap}\n"
+                f"  Kafka:    {result.bootstrap} (không bảo mật, chỉ trên loopback / "
+                "unsecured, loopback only)\n"
                 f"  Metrics:  {metrics_url}\n"
                 f"  Ví dụ / e.g.: curl -s {metrics_url} | grep online_application_rate\n"
-                f"  Nhật ký worker / worker log: {worker.log_file}\n"
+                f"  Đồng hồ mô phỏng / simulated clock: x{settings.clock_speed:g} "
+                f"từ / from {settings.clock_start}\n"
+                f"  Nhật ký / logs: {run_dir}\n"
                 "Nhấn Ctrl-C để dừng / Press Ctrl-C to stop.\n"
             )
             deadline = None if duration is None else time.monotonic() + duration
             while deadline is None or time.monotonic() < deadline:
-                body = http_get(metrics_url) or b""
-                typer.echo(
-                    f"  nhận / received {_sample(body, 'ioc_events_received_total'):.0f}"
-                    f"  hợp lệ / accepted {_sample(body, 'ioc_events_accepted_total'):.0f}"
-                    f"  từ chối / rejected {_sample(body, 'ioc_events_rejected_total'):.0f}"
-                )
-                time.sleep(5 if deadline is None else min(5, max(0, deadline - time.monotonic())))
+                typer.echo(_summary(http_get(metrics_url) or b""))
+                pause = 5.0 if deadline is None else min(5.0, deadline - time.monotonic())
+                time.sleep(max(0.0, pause))
         except KeyboardInterrupt:
             typer.echo("\nĐang dừng ... / Stopping ...")
         finally:
+            simulator.stop()
             worker.stop()
             if started_kafka:
                 kafka.stop()

@@ -13,7 +13,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ioc.errors import ConfigurationError
@@ -113,6 +120,19 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
         return value
 
+    @model_validator(mode="after")
+    def _shared_clock(self) -> Settings:
+        if self.clock_start is not None and self.clock_speed != 1 and self.clock_epoch is None:
+            msg = (
+                "IOC_CLOCK_SPEED khác 1 cần cả IOC_CLOCK_EPOCH (thời điểm Unix ứng với "
+                "IOC_CLOCK_START), để mọi tiến trình dùng chung một đồng hồ / "
+                "IOC_CLOCK_SPEED != 1 needs IOC_CLOCK_EPOCH too (the wall-clock Unix time at "
+                "which simulated time is IOC_CLOCK_START): without it each process would start "
+                "its own clock, and at that speed seconds between starts become hours"
+            )
+            raise ValueError(msg)
+        return self
+
     @cached_property
     def bootstrap_servers(self) -> str:
         """Where clients connect: ``IOC_KAFKA_BOOTSTRAP``, else the local broker."""
@@ -135,6 +155,9 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             field = ".".join(str(part) for part in error["loc"])
+            if not field:  # a check across several variables; its message names them
+                problems.append(f"  {error['msg'].removeprefix('Value error, ')}")
+                continue
             variable = f"IOC_{field.upper()}"
             problems.append(
                 f"  {variable}: {error['msg']} (nhận được / received: {error.get('input')!r})"

@@ -40,8 +40,12 @@ def demo(
         float | None,
         typer.Option(help="Dừng sau N giây / Stop after N seconds (default: until Ctrl-C)"),
     ] = None,
+    speed: Annotated[
+        float,
+        typer.Option(help="Tốc độ đồng hồ mô phỏng / Simulated seconds per real second"),
+    ] = 720.0,
 ) -> None:
     """Chạy toàn bộ hệ thống cục bộ / Run the whole monitor locally, until Ctrl-C."""
     from ioc.demo import run_demo  # noqa: PLC0415
 
-    run_demo(settings(), duration=duration)
+    run_demo(settings(), duration=duration, speed=speed)

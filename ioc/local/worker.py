@@ -1,4 +1,4 @@
-"""The worker as a child process (``python -m ioc worker``), for the demo and the tests."""
+"""``ioc`` commands as child processes (the worker, the simulator), for the demo and the tests."""
 
 from __future__ import annotations
 
@@ -24,12 +24,16 @@ def http_get(url: str, timeout: float = 2.0) -> bytes | None:
         return None
 
 
-class WorkerProcess:
-    """One ``ioc worker`` child process with its own log file."""
+class IocProcess:
+    """One ``python -m ioc <args>`` child process with its own log file and session."""
 
-    def __init__(self, settings: Settings, log_file: Path) -> None:
+    args: tuple[str, ...] = ()
+    name = "ioc"
+
+    def __init__(self, settings: Settings, log_file: Path, *extra_args: str) -> None:
         self.settings = settings
         self.log_file = log_file
+        self.extra_args = extra_args
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -38,35 +42,31 @@ class WorkerProcess:
         return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 60.0) -> None:
-        """Launch the worker and wait until its web server answers ``/healthz``."""
-        ensure_ports_free(
-            "worker", self.settings.worker_host, {"IOC_WORKER_PORT": self.settings.worker_port}
-        )
+        """Launch the process and wait until :meth:`ready` holds."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = os.environ | settings_env(self.settings)
         with self.log_file.open("ab") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "ioc", "worker"],
+                [sys.executable, "-m", "ioc", *self.args, *self.extra_args],
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                start_new_session=True,  # Ctrl-C reaches the parent, which stops us in order
             )
         proc = self._proc
-        ready = wait_until(
-            lambda: http_get(f"{self.settings.worker_url}/healthz") is not None,
-            timeout,
-            interval=0.2,
-            abort=lambda: proc.poll() is not None,
-        )
+        ready = wait_until(self.ready, timeout, interval=0.2, abort=lambda: proc.poll() is not None)
         if not ready:
             self.stop()
             tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-20:])
             raise ServiceStartError(
-                f"Worker không sẵn sàng / The worker did not become ready "
+                f"{self.name} không sẵn sàng / {self.name} did not become ready "
                 f"(log: {self.log_file}):\n{tail}"
             )
+
+    def ready(self) -> bool:
+        """Whether the process is ready for use (by default: it is running)."""
+        return self.alive()
 
     def alive(self) -> bool:
         """True while the child process runs."""
@@ -86,3 +86,28 @@ class WorkerProcess:
             terminate(self._proc.pid, timeout)
         self._proc.wait()
         self._proc = None
+
+
+class WorkerProcess(IocProcess):
+    """``ioc worker``: ready when its web server answers ``/healthz``."""
+
+    args = ("worker",)
+    name = "worker"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Check the web port is free, launch the worker and wait for ``/healthz``."""
+        ensure_ports_free(
+            "worker", self.settings.worker_host, {"IOC_WORKER_PORT": self.settings.worker_port}
+        )
+        super().start(timeout)
+
+    def ready(self) -> bool:
+        """Whether the worker's web server answers."""
+        return http_get(f"{self.settings.worker_url}/healthz") is not None
+
+
+class SimulatorProcess(IocProcess):
+    """``ioc simulate ...``: traffic from the 41 sources."""
+
+    args = ("simulate",)
+    name = "simulator"

@@ -60,7 +60,7 @@ def test_demo_shows_the_seed_value_and_ctrl_c_stops_everything(tmp_path: Path) -
             level="province",
         )
         assert value == 69.46
-        assert len(processes_with(marker)) >= 3  # the demo, the broker, the worker
+        assert len(processes_with(marker)) >= 4  # the demo, the broker, the worker, the simulator
 
         demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert demo.wait(timeout=90) == 0

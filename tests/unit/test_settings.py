@@ -68,3 +68,13 @@ def test_settings_env_round_trips(monkeypatch: pytest.MonkeyPatch, tmp_path) -> 
         monkeypatch.setenv(key, value)
 
     assert Settings() == original
+
+
+def test_a_fast_clock_needs_a_shared_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IOC_CLOCK_START", "2025-03-04T07:00:00+07:00")
+    monkeypatch.setenv("IOC_CLOCK_SPEED", "200")
+
+    with pytest.raises(ConfigurationError, match="IOC_CLOCK_EPOCH"):
+        load_settings()
+    monkeypatch.setenv("IOC_CLOCK_EPOCH", "1790000000")
+    assert load_settings().clock_epoch == 1790000000
