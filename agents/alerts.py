@@ -23,6 +23,21 @@ Severity = Literal["info", "warning", "critical"]
 
 #: Where each alert's runbook lives (relative to the repository root).
 RUNBOOK = "docs/runbooks.md"
+#: The Prometheus alert that forwards each agent alert (deploy/prometheus/rules); the runbook
+#: section of both is named after it.
+PROMETHEUS_ALERTS = {
+    "target_off_track": "IOCTargetOffTrack",
+    "value_out_of_range": "IOCValueOutOfRange",
+    "outlier": "IOCOutlier",
+    "sudden_change": "IOCSuddenChange",
+    "validation_rule": "IOCValidationRuleViolated",
+    "source_overdue": "IOCSourceOverdue",
+}
+
+
+def runbook_url(alertname: str) -> str:
+    """The runbook section of an agent alert."""
+    return f"{RUNBOOK}#{PROMETHEUS_ALERTS[alertname].lower()}"
 
 
 def fingerprint(alertname: str, source: str, indicator: str = "", area: str = "") -> str:
@@ -121,7 +136,7 @@ class AlertBook:
             area=entry["area"],
             summary_vi=entry["summary_vi"],
             summary_en=entry["summary_en"],
-            runbook_url=f"{RUNBOOK}#{entry['alertname'].replace('_', '-')}",
+            runbook_url=runbook_url(entry["alertname"]),
             starts_at=datetime.fromisoformat(entry["since"]),
             ends_at=ends_at,
         )

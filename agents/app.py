@@ -548,7 +548,8 @@ class _Agents:
         if source not in self.catalogue.sources:
             return
         now = self.clock.now()
-        state = dict(states.get(source) or {"watch_since": now.isoformat(), "periods": {}})
+        since = self.monitor.settings.reporting_since or now
+        state = dict(states.get(source) or {"watch_since": since.isoformat(), "periods": {}})
         state["periods"] = {k: dict(v) for k, v in state["periods"].items()}
         if item["type"] == "receipt":
             indicator = self.catalogue.indicators[item["indicator"]]

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(
         default=1.0, gt=0, description="How often reporting deadlines are checked."
     )
+    reporting_since: AwareDatetime | None = Field(
+        default=None,
+        description="Reports are expected for periods due from this time on (the go-live); "
+        "unset: from when the worker first watches each source.",
+    )
     alert_for_seconds: float = Field(
         default=0.0, ge=0, description="How long a source must stay overdue before it pages."
     )

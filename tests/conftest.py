@@ -81,3 +81,7 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProces
         worker.stop()
         print(f"--- {worker.log_file} (tail) ---")
         print("\n".join(worker.log_file.read_text(errors="replace").splitlines()[-30:]))
+
+
+# Prometheus, Alertmanager and an on-call webhook receiver, for the alerting tests.
+from tests.promstack import monitoring_factory, webhook_receiver  # noqa: E402, F401

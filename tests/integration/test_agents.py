@@ -67,7 +67,11 @@ def test_rollups_rules_targets_silence_and_restart(
     settings_factory: SettingsFactory, worker_factory
 ) -> None:
     settings = settings_factory(
-        clock_start=SIM_START, clock_epoch=time.time(), clock_speed=SPEED, tick_seconds=0.5
+        clock_start=SIM_START,
+        reporting_since=SIM_START,
+        clock_epoch=time.time(),
+        clock_speed=SPEED,
+        tick_seconds=0.5,
     )
     worker = worker_factory(settings)
     eid = {"source": "police", "indicator": "eid_activated"}

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -108,3 +111,31 @@ def test_latest_value_survives_a_worker_restart(
     worker_factory(restarted)
 
     wait_for(lambda: online_rate(restarted) == 69.46, 60, "69.46 recovered after the restart")
+
+
+def test_oncall_webhook_records_pages_and_refuses_junk(
+    settings_factory: SettingsFactory, worker_factory
+) -> None:
+    settings = settings_factory()
+    worker_factory(settings)
+    url = f"{settings.worker_url}/api/v1/oncall"
+    page = {
+        "status": "firing",
+        "alerts": [{"status": "firing", "labels": {"alertname": "IOCSourceOverdue"}}],
+    }
+
+    def post(body: bytes) -> int:
+        request = urllib.request.Request(url, data=body, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            error.close()
+            return int(error.code)
+
+    assert post(json.dumps(page).encode()) == 200
+    assert post(b"[1]") == 400
+    with urllib.request.urlopen(url, timeout=5) as response:
+        pages = json.loads(response.read())["pages"]
+    assert [p["alerts"][0]["labels"]["alertname"] for p in pages] == ["IOCSourceOverdue"]
+    assert sample(scrape(settings.worker_url), "ioc_oncall_notifications_total", status="firing")

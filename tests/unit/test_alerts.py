@@ -44,7 +44,7 @@ def test_fires_once_then_resolves_once() -> None:
     assert fired is not None
     assert fired.status == "firing"
     assert fired.fingerprint == fingerprint("outlier", "ict", "online_application_rate", "son-la")
-    assert fired.runbook_url == "docs/runbooks.md#outlier"
+    assert fired.runbook_url == "docs/runbooks.md#iocoutlier"
     assert again is None
     assert resolved is not None
     assert resolved.status == "resolved"

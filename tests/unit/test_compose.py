@@ -97,3 +97,19 @@ def test_config_files_referenced_inside_mounts_exist() -> None:
 def test_shared_kafka_properties_are_the_runners(compose: dict[str, Any]) -> None:
     mounts = compose["services"]["kafka"]["volumes"]
     assert any(str(m).startswith("./deploy/kafka/server.properties:") for m in mounts)
+
+
+def test_prometheus_gets_its_rules_and_alertmanager_pages_the_worker(
+    compose: dict[str, Any], defaults: Settings
+) -> None:
+    mounts = [str(m) for m in compose["services"]["prometheus"]["volumes"]]
+    assert "./deploy/prometheus/rules:/etc/prometheus/rules:ro" in mounts
+    alertmanager = yaml.safe_load(
+        (PROJECT_ROOT / "deploy/alertmanager/alertmanager.yml").read_text()
+    )
+    urls = [
+        hook["url"]
+        for receiver in alertmanager["receivers"]
+        for hook in receiver.get("webhook_configs", [])
+    ]
+    assert urls == [f"http://worker:{defaults.worker_port}/api/v1/oncall"]
