@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agents.ownership import owned_rows
 from agents.quality import STATUS_CODE, aggregate_over_time, assess_target, target_for
 
 if TYPE_CHECKING:
@@ -124,9 +125,7 @@ class SeriesCollector(Collector):
             "Progress towards the target (1 = met).",
             SERIES_LABELS,
         )
-        for row in list(self.monitor.tables["series"].values()):
-            if not row:
-                continue
+        for _key, row in owned_rows(self.monitor, "series"):
             indicator = catalogue.indicators.get(row["indicator"])
             if indicator is None:
                 continue
@@ -168,8 +167,8 @@ class RollupCollector(Collector):
             "Children contributing to the latest rollup.",
             SERIES_LABELS,
         )
-        for row in list(self.monitor.tables["rollups"].values()):
-            if not row or not row["values"]:
+        for _key, row in owned_rows(self.monitor, "rollups"):
+            if not row["values"]:
                 continue
             latest = max(row["values"])
             labels = [row["source"], row["indicator"], row["area"], row["level"]]
@@ -211,9 +210,7 @@ class SourceCollector(Collector):
             "Reports sent by their deadline over reports received (0..1).",
             ["source"],
         )
-        for source, state in list(self.monitor.tables["reporting"].items()):
-            if not state:
-                continue
+        for source, state in owned_rows(self.monitor, "reporting"):
             if state.get("last_report"):
                 last.add_metric([source], datetime.fromisoformat(state["last_report"]).timestamp())
             overdue.add_metric([source], 1.0 if state.get("overdue") else 0.0)
@@ -242,8 +239,8 @@ class AlertCollector(Collector):
             ["alertname", "severity", "source", "indicator", "area"],
         )
         for name in ALERT_TABLES:
-            for entry in list(self.monitor.tables[name].values()):
-                if entry and entry["status"] == "firing":
+            for _key, entry in owned_rows(self.monitor, name):
+                if entry["status"] == "firing":
                     family.add_metric(
                         [
                             entry["alertname"],

@@ -1,0 +1,115 @@
+"""Two and three workers share the partitions: every series is exported exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agents.ownership import partition_of
+from ioc.local.process import free_port
+from ioc.settings import Settings
+from streams.catalogue import default_catalogue
+from streams.events import IndicatorEvent
+from streams.producer import IndicatorProducer
+from tests.conftest import SettingsFactory
+from tests.support import scrape, wait_for
+
+pytestmark = pytest.mark.integration
+
+DAY = datetime(2024, 9, 30, tzinfo=UTC)
+
+
+def exported(workers: list[Settings]) -> Counter[tuple[str, str]]:
+    """How many workers export each (area, level) series of e-ID accounts, and the values."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for settings in workers:
+        for (name, labels), _ in scrape(settings.worker_url).items():
+            label = dict(labels)
+            if name == "ioc_indicator_value" and label.get("indicator") == "eid_activated":
+                seen[(label["area"], label["level"])] += 1
+    return seen
+
+
+def total(workers: list[Settings]) -> float:
+    return sum(
+        value
+        for settings in workers
+        for (name, labels), value in scrape(settings.worker_url).items()
+        if name == "ioc_indicator_value" and ("indicator", "eid_activated") in labels
+    )
+
+
+def test_series_are_exported_once_through_joins_and_leaves(
+    settings_factory: SettingsFactory, worker_factory
+) -> None:
+    catalogue = default_catalogue()
+    communes = catalogue.areas_on(DAY, level="commune")
+    first = settings_factory(partitions=2)
+    assert {partition_of(f"eid_activated|{c}", 2) for c in communes} == {0, 1}
+    values = {commune: float(1000 + i) for i, commune in enumerate(communes)}
+    expected_total = sum(values.values())
+    expected = Counter({(c, "commune"): 1 for c in communes})
+
+    one = worker_factory(first)
+    second = first.model_copy(
+        update={
+            "worker_port": free_port(),
+            "worker_data_dir": first.worker_data_dir / "b",
+        }
+    )
+    worker_factory(second)
+    sent = datetime.now(UTC) - timedelta(days=1)
+    with IndicatorProducer(first) as producer:
+        producer.send_many(
+            IndicatorEvent(
+                event_id=uuid.uuid4(),
+                source="police",
+                indicator="eid_activated",
+                area=commune,
+                period="2024-Q3",
+                value=value,
+                observed_at=sent,
+                sent_at=sent,
+            )
+            for commune, value in values.items()
+        )
+
+    def settled(workers: list[Settings]) -> bool:
+        communes_only = Counter({k: v for k, v in exported(workers).items() if k[1] == "commune"})
+        return communes_only == expected
+
+    wait_for(lambda: settled([first, second]), 60, "each commune exported once by two workers")
+    per_worker = [exported([w]) for w in (first, second)]
+    assert all(per_worker), "both workers should own a share of the series"
+
+    # One leaves: the other takes every partition over (from the changelog).
+    one.stop()
+    wait_for(lambda: settled([second]), 90, "the survivor exporting every commune")
+
+    # A third joins: the partitions are split again, and the survivor stops exporting the
+    # rows it no longer owns (Faust's memory store would still hold them).
+    third = first.model_copy(
+        update={
+            "worker_port": free_port(),
+            "worker_data_dir": first.worker_data_dir / "c",
+        }
+    )
+    worker_factory(third)
+    wait_for(
+        lambda: settled([second, third]) and all(exported([w]) for w in (second, third)),
+        90,
+        "each commune exported once, shared by the survivor and the newcomer",
+    )
+    commune_total = sum(
+        value
+        for settings in (second, third)
+        for (name, labels), value in scrape(settings.worker_url).items()
+        if name == "ioc_indicator_value"
+        and ("indicator", "eid_activated") in labels
+        and ("level", "commune") in labels
+    )
+    assert commune_total == expected_total
+    assert total([second, third]) >= expected_total
