@@ -9,16 +9,25 @@ prints where to look. Everything it started, it stops.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from types import FrameType
 
 import typer
 
 from ioc.local.kafka import LocalKafka
 from ioc.local.process import wait_until
+from ioc.local.prometheus import (
+    AlertmanagerOverrides,
+    LocalMonitoringStack,
+    prometheus_available,
+)
 from ioc.local.worker import SimulatorProcess, WorkerProcess, http_get
 from ioc.settings import Settings
 from streams.catalogue import Catalogue, default_catalogue
@@ -26,6 +35,9 @@ from streams.events import IndicatorEvent
 from streams.periods import LOCAL_TZ
 from streams.producer import IndicatorProducer
 from streams.topics import Topics, ensure_topics
+
+#: What the demo installs when Prometheus or Alertmanager is missing (and it may).
+DEBIAN_PACKAGES = ("prometheus", "prometheus-alertmanager")
 
 
 def seed_events(catalogue: Catalogue) -> Iterator[IndicatorEvent]:
@@ -85,7 +97,48 @@ def _summary(body: bytes) -> str:
     )
 
 
-def run_demo(settings: Settings, duration: float | None, speed: float = 720.0) -> None:
+def _monitoring(settings: Settings, run_dir: Path, install: bool) -> LocalMonitoringStack | None:
+    """Prometheus and Alertmanager for the demo, installing the Debian packages if allowed.
+
+    Returns None (and says how to get them) when they are missing and cannot be installed.
+    """
+    if not prometheus_available():
+        apt = shutil.which("apt-get")
+        if install and apt and os.geteuid() == 0:
+            typer.echo(
+                "Cài Prometheus và Alertmanager (gói Debian) ... / "
+                "Installing Prometheus and Alertmanager (Debian packages) ..."
+            )
+            env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run([apt, "update", "-qq"], check=False, env=env)
+            subprocess.run(
+                [apt, "install", "-y", "-qq", "--no-install-recommends", *DEBIAN_PACKAGES],
+                check=False,
+                env=env,
+            )
+        if not prometheus_available():
+            typer.echo(
+                "Không có Prometheus/Alertmanager; demo chạy tiếp không có chúng. Cài bằng: "
+                f"sudo apt-get install -y {' '.join(DEBIAN_PACKAGES)} / "
+                "Prometheus/Alertmanager are missing; the demo goes on without them. "
+                f"Install with: sudo apt-get install -y {' '.join(DEBIAN_PACKAGES)}",
+                err=True,
+            )
+            return None
+    worker = f"{settings.worker_host}:{settings.worker_port}"
+    return LocalMonitoringStack(
+        settings,
+        run_dir,
+        alertmanager_overrides=AlertmanagerOverrides(
+            webhook_url=f"{settings.worker_url}/api/v1/oncall"
+        ),
+        worker_targets=[worker],
+    )
+
+
+def run_demo(
+    settings: Settings, duration: float | None, speed: float = 720.0, install: bool = True
+) -> None:
     """Run broker, worker and the simulator of every source until Ctrl-C (or ``duration``).
 
     Time runs ``speed`` times faster than the wall clock (720: a day every two minutes), so
@@ -104,6 +157,7 @@ def run_demo(settings: Settings, duration: float | None, speed: float = 720.0) -
         *("--backfill", "2", "--faults", "demo", "--silent", "tax"),
     )
     started_kafka = False
+    monitoring: LocalMonitoringStack | None = None
     with _sigterm_as_interrupt():
         try:
             typer.echo("Khởi động Kafka ... / Starting Kafka ...")
@@ -134,11 +188,31 @@ def run_demo(settings: Settings, duration: float | None, speed: float = 720.0) -
                 "Khởi động mô phỏng 41 nguồn ... / Starting the simulator of the 41 sources ..."
             )
             simulator.start()
+            monitoring = _monitoring(settings, run_dir / "monitoring", install)
+            if monitoring is not None:
+                typer.echo(
+                    "Khởi động Prometheus và Alertmanager ... / "
+                    "Starting Prometheus and Alertmanager ..."
+                )
+                monitoring.start()
+            prometheus = (
+                f"http://127.0.0.1:{settings.prometheus_port}"
+                if monitoring
+                else "(không có / none)"
+            )
+            alertmanager = (
+                f"http://127.0.0.1:{settings.alertmanager_port}"
+                if monitoring
+                else "(không có / none)"
+            )
             typer.echo(
                 "\nIOC đang chạy / The IOC monitor is running:\n"
                 f"  Kafka:    {result.bootstrap} (không bảo mật, chỉ trên loopback / "
                 "unsecured, loopback only)\n"
+                f"  Màn hình / wall:  {settings.worker_url}/wall\n"
                 f"  Metrics:  {metrics_url}\n"
+                f"  Prometheus:   {prometheus}\n"
+                f"  Alertmanager: {alertmanager}\n"
                 f"  Ví dụ / e.g.: curl -s {metrics_url} | grep online_application_rate\n"
                 f"  Đồng hồ mô phỏng / simulated clock: x{settings.clock_speed:g} "
                 f"từ / from {settings.clock_start}\n"
@@ -153,6 +227,8 @@ def run_demo(settings: Settings, duration: float | None, speed: float = 720.0) -
         except KeyboardInterrupt:
             typer.echo("\nĐang dừng ... / Stopping ...")
         finally:
+            if monitoring is not None:
+                monitoring.stop()
             simulator.stop()
             worker.stop()
             if started_kafka:

@@ -44,8 +44,15 @@ def demo(
         float,
         typer.Option(help="Tốc độ đồng hồ mô phỏng / Simulated seconds per real second"),
     ] = 720.0,
+    install: Annotated[
+        bool,
+        typer.Option(
+            help="Cài Prometheus/Alertmanager nếu thiếu (apt-get, quyền root) / "
+            "Install Prometheus/Alertmanager when missing (apt-get, as root)"
+        ),
+    ] = True,
 ) -> None:
     """Chạy toàn bộ hệ thống cục bộ / Run the whole monitor locally, until Ctrl-C."""
     from ioc.demo import run_demo  # noqa: PLC0415
 
-    run_demo(settings(), duration=duration, speed=speed)
+    run_demo(settings(), duration=duration, speed=speed, install=install)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ioc.local.process import free_port
+from ioc.local.worker import http_get
 from tests.support import sample, scrape, wait_for
 
 pytestmark = pytest.mark.integration
@@ -33,13 +34,15 @@ def processes_with(marker: str) -> list[int]:
 
 
 def test_demo_shows_the_seed_value_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    worker_port = free_port()
+    worker_port, prometheus_port = free_port(), free_port()
     marker = f"IOC_DEMO_TEST_MARKER={tmp_path.name}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")} | {
         "IOC_KAFKA_PORT": str(free_port()),
         "IOC_KAFKA_CONTROLLER_PORT": str(free_port()),
         "IOC_KAFKA_DATA_DIR": str(tmp_path / "kafka"),
         "IOC_WORKER_PORT": str(worker_port),
+        "IOC_PROMETHEUS_PORT": str(prometheus_port),
+        "IOC_ALERTMANAGER_PORT": str(free_port()),
         "IOC_WORKER_DATA_DIR": str(tmp_path / "worker"),
         "IOC_DEMO_TEST_MARKER": tmp_path.name,  # inherited by every child
     }
@@ -60,7 +63,14 @@ def test_demo_shows_the_seed_value_and_ctrl_c_stops_everything(tmp_path: Path) -
             level="province",
         )
         assert value == 69.46
-        assert len(processes_with(marker)) >= 4  # the demo, the broker, the worker, the simulator
+        # the demo, the broker, the worker, the simulator, Prometheus, Alertmanager
+        assert len(processes_with(marker)) >= 6
+        query = f"http://127.0.0.1:{prometheus_port}/api/v1/query?query=up"
+        wait_for(
+            lambda: b'"job":"ioc-worker"' in (http_get(query) or b""),
+            60,
+            "Prometheus to scrape the worker",
+        )
 
         demo.send_signal(signal.SIGINT)  # what Ctrl-C sends
         assert demo.wait(timeout=90) == 0
