@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -118,6 +119,10 @@ def create_app(
         web_port=settings.worker_port,
         web_bind=settings.worker_host,
         producer_acks=-1,
+        # A crashed worker (no LeaveGroup) holds its partitions until its session expires:
+        # Faust's 60 s default is a minute of silence on the wall; heartbeats every third.
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.session_timeout / 3,
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
     )
@@ -168,6 +173,36 @@ class _Agents:
         self.monitor.tables[name] = table
         return table
 
+    def _batched_agent(
+        self,
+        topic: Any,
+        name: str,
+        state_table: Any,
+        alert_table: Any | None,
+        handle: Callable[[Any, BatchedTable, AlertBook], Awaitable[None]],
+    ) -> None:
+        """Declare an agent that handles ``topic`` in batches, message by message.
+
+        Each batch reads and writes its state and alert tables through :class:`BatchedTable`
+        overlays, flushed once at the end of the batch (one changelog write per key).
+        """
+
+        async def agent(stream: Any) -> None:
+            async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
+                state = BatchedTable(state_table)
+                alerts = BatchedTable(alert_table if alert_table is not None else {})
+                book = AlertBook(alerts, self.clock)
+                for event in batch:
+                    state.event = alerts.event = event
+                    await handle(event.message, state, book)
+                state.flush(stream)
+                if alert_table is not None:
+                    alerts.flush(stream)
+                self.metrics.batch_size.labels(name).observe(len(batch))
+
+        agent.__name__ = agent.__qualname__ = name
+        self.app.agent(topic, name=name)(agent)
+
     def register(self) -> None:
         """Declare every agent and the tick timer."""
         self._validate()
@@ -186,26 +221,13 @@ class _Agents:
 
     # --- stage 1: validate -------------------------------------------------------------------
     def _validate(self) -> None:
-        metrics = self.metrics
         seen = self._table("validator_seen")
         alert_state = self._table("alerts_ingest")
+        self._batched_agent(self.feeds, "validate", seen, alert_state, self._judge)
 
-        @self.app.agent(self.feeds, name="validate")
-        async def validate(stream: Any) -> None:
-            async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
-                state = BatchedTable(seen)
-                alerts = BatchedTable(alert_state)
-                gatekeeper = Gatekeeper(self.catalogue, self.clock, state)
-                book = AlertBook(alerts, self.clock)
-                for event in batch:
-                    state.event = alerts.event = event
-                    await self._judge(event.message, gatekeeper, book)
-                state.flush(stream)
-                alerts.flush(stream)
-                metrics.batch_size.labels("validate").observe(len(batch))
-
-    async def _judge(self, message: Any, gatekeeper: Gatekeeper, book: AlertBook) -> None:
+    async def _judge(self, message: Any, seen: BatchedTable, book: AlertBook) -> None:
         metrics = self.metrics
+        gatekeeper = Gatekeeper(self.catalogue, self.clock, seen)
         source = self.monitor.topics.source_of(message.topic) or "unknown"
         metrics.received.labels(source).inc()
         origin = f"{message.topic}/{message.partition}/{message.offset}"
@@ -261,26 +283,17 @@ class _Agents:
     def _evaluate(self) -> None:
         series_table = self._table("series")
         alert_state = self._table("alerts_series")
+        self._batched_agent(self.indicators, "evaluate", series_table, alert_state, self._parse)
 
-        @self.app.agent(self.indicators, name="evaluate")
-        async def evaluate(stream: Any) -> None:
-            async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
-                series = BatchedTable(series_table)
-                alerts = BatchedTable(alert_state)
-                book = AlertBook(alerts, self.clock)
-                for event in batch:
-                    series.event = alerts.event = event
-                    try:
-                        indicator_event = IndicatorEvent.from_json(event.message.value)
-                    except ValidationError as exc:
-                        # Only the validator writes here; anything else is a bug or an intruder.
-                        self.metrics.internal_errors.labels("evaluate").inc()
-                        log.error("Invalid record on the indicators topic skipped: %s", exc)
-                        continue
-                    await self._evaluate_one(indicator_event, event.message, series, book)
-                series.flush(stream)
-                alerts.flush(stream)
-                self.metrics.batch_size.labels("evaluate").observe(len(batch))
+    async def _parse(self, message: Any, series: BatchedTable, book: AlertBook) -> None:
+        try:
+            event = IndicatorEvent.from_json(message.value)
+        except ValidationError as exc:
+            # Only the validator writes here; anything else is a bug or an intruder.
+            self.metrics.internal_errors.labels("evaluate").inc()
+            log.error("Invalid record on the indicators topic skipped: %s", exc)
+            return
+        await self._evaluate_one(event, message, series, book)
 
     async def _evaluate_one(
         self, event: IndicatorEvent, message: Any, series: BatchedTable, book: AlertBook
@@ -435,16 +448,10 @@ class _Agents:
     def _rollup(self) -> None:
         rollup_table = self._table("rollups")
 
-        @self.app.agent(self.rollups, name="rollup")
-        async def rollup(stream: Any) -> None:
-            async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
-                rollups = BatchedTable(rollup_table)
-                for event in batch:
-                    rollups.event = event
-                    await self._rollup_one(orjson.loads(event.message.value), rollups)
-                rollups.flush(stream)
+        self._batched_agent(self.rollups, "rollup", rollup_table, None, self._rollup_one)
 
-    async def _rollup_one(self, item: dict[str, Any], rollups: BatchedTable) -> None:
+    async def _rollup_one(self, message: Any, rollups: BatchedTable, _: AlertBook) -> None:
+        item = orjson.loads(message.value)
         indicator = self.catalogue.indicators[item["indicator"]]
         period = indicator.parse_period(item["period"])
         key = f"{indicator.code}|{item['area']}"
@@ -474,20 +481,10 @@ class _Agents:
     def _rules(self) -> None:
         inputs_table = self._table("rule_inputs")
         alert_state = self._table("alerts_rules")
+        self._batched_agent(self.rules, "rules", inputs_table, alert_state, self._rule_one)
 
-        @self.app.agent(self.rules, name="rules")
-        async def rules(stream: Any) -> None:
-            async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
-                inputs = BatchedTable(inputs_table)
-                alerts = BatchedTable(alert_state)
-                book = AlertBook(alerts, self.clock)
-                for event in batch:
-                    inputs.event = alerts.event = event
-                    await self._rule_one(orjson.loads(event.message.value), inputs, book)
-                inputs.flush(stream)
-                alerts.flush(stream)
-
-    async def _rule_one(self, item: dict[str, Any], inputs: BatchedTable, book: AlertBook) -> None:
+    async def _rule_one(self, message: Any, inputs: BatchedTable, book: AlertBook) -> None:
+        item = orjson.loads(message.value)
         rule = self.catalogue.rules[item["rule"]]
         key = f"{rule.code}|{item['area']}"
         entry = inputs.get(key) or {"latest": None, "periods": {}}
@@ -519,17 +516,9 @@ class _Agents:
         alert_state = self._table("alerts_sources")
         interval = self.monitor.settings.tick_seconds
 
-        @self.app.agent(self.receipts, name="reporting")
-        async def reporting(stream: Any) -> None:
-            async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
-                states = BatchedTable(reporting_table)
-                alerts = BatchedTable(alert_state)
-                book = AlertBook(alerts, self.clock)
-                for event in batch:
-                    states.event = alerts.event = event
-                    await self._report_one(orjson.loads(event.message.value), states, book)
-                states.flush(stream)
-                alerts.flush(stream)
+        self._batched_agent(
+            self.receipts, "reporting", reporting_table, alert_state, self._report_one
+        )
 
         @self.app.timer(interval, on_leader=True, name="tick")  # type: ignore[untyped-decorator]
         async def tick() -> None:
@@ -541,9 +530,8 @@ class _Agents:
                     key=source.encode(), value=_json({"type": "tick", "source": source, "now": now})
                 )
 
-    async def _report_one(
-        self, item: dict[str, Any], states: BatchedTable, book: AlertBook
-    ) -> None:
+    async def _report_one(self, message: Any, states: BatchedTable, book: AlertBook) -> None:
+        item = orjson.loads(message.value)
         source = item["source"]
         if source not in self.catalogue.sources:
             return

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     worker_data_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state", "worker")
     )
+    session_timeout: float = Field(
+        default=10.0,
+        ge=6,
+        le=300,
+        description="Seconds before a crashed worker's partitions move to another worker.",
+    )
     target_margin: float = Field(
         default=0.1, ge=0, le=1, description="Within this fraction of a target: at risk."
     )
@@ -112,6 +118,12 @@ class Settings(BaseSettings):
     prometheus_port: int = Field(default=9090, ge=1, le=65535)
     alertmanager_port: int = Field(default=9093, ge=1, le=65535)
     grafana_port: int = Field(default=3000, ge=1, le=65535)
+    grafana_url: str = Field(
+        default="http://127.0.0.1:3000", description="Grafana for `ioc dashboards push`."
+    )
+    grafana_token: SecretStr | None = Field(
+        default=None, description="A Grafana service-account token (never printed)."
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod

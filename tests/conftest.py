@@ -45,6 +45,9 @@ def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
 
 
+#: Lines of each worker's log printed after a test (IOC_TEST_LOG_LINES to see more).
+LOG_LINES = int(os.environ.get("IOC_TEST_LOG_LINES", "30"))
+
 SettingsFactory = Callable[..., Settings]
 
 
@@ -80,7 +83,8 @@ def worker_factory(tmp_path: Path) -> Iterator[Callable[[Settings], WorkerProces
     for worker in workers:
         worker.stop()
         print(f"--- {worker.log_file} (tail) ---")
-        print("\n".join(worker.log_file.read_text(errors="replace").splitlines()[-30:]))
+        lines = worker.log_file.read_text(errors="replace").splitlines()
+        print("\n".join(lines[-LOG_LINES:]))
 
 
 # Prometheus, Alertmanager and an on-call webhook receiver, for the alerting tests.

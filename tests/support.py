@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -9,6 +12,7 @@ from typing import TypeVar
 from prometheus_client.parser import text_string_to_metric_families
 
 from ioc.local.worker import http_get
+from ioc.settings import Settings, settings_env
 
 T = TypeVar("T")
 
@@ -42,3 +46,15 @@ def sample(
 ) -> float | None:
     """The value of one series, or None when absent."""
     return samples.get((name, frozenset(labels.items())))
+
+
+def run_ioc(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the ``ioc`` command line as an agency would, with the test's settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "ioc", *args],
+        env=os.environ | settings_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from ioc.settings import Settings, settings_env
+from ioc.settings import Settings
 from streams.events import IndicatorEvent
 from streams.producer import IndicatorProducer
 from streams.reader import read_topic
 from tests.conftest import SettingsFactory
-from tests.support import sample, scrape, wait_for
+from tests.support import run_ioc, sample, scrape, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +29,6 @@ ict,dvc_online_total,son-la,2024-Q3,1866
 """
 
 
-def ioc(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ioc", *args],
-        env=os.environ | settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def counter(settings: Settings, name: str, **labels: str) -> float:
     return sample(scrape(settings.worker_url), name, **labels) or 0.0
 
@@ -56,13 +42,13 @@ def test_report_with_bad_row_duplicate_correction_and_spoof(
     report.write_text(REPORT, encoding="utf-8")
     topics = f"{settings.topic_prefix}ioc."
 
-    refused = ioc(settings, "push", "--file", str(report))
+    refused = run_ioc(settings, "push", "--file", str(report))
     assert refused.returncode == 4
     assert "row 6" in refused.stderr
     assert "out of range" in refused.stderr
     assert read_topic(settings, f"{topics}feed.ict") == []  # nothing sent while a row is bad
 
-    sent = ioc(settings, "push", "--file", str(report), "--skip-invalid")
+    sent = run_ioc(settings, "push", "--file", str(report), "--skip-invalid")
     assert sent.returncode == 7, sent.stderr  # partial: the bad row was skipped
     assert "Sent 6 rows" in sent.stdout
 
@@ -104,7 +90,7 @@ def test_report_with_bad_row_duplicate_correction_and_spoof(
     wait_for(lambda: latest("dvc_online_total") == 1866, 20, "the corrected total")
     assert latest("online_application_rate") == 69.46
 
-    rejects = ioc(settings, "rejects", "--source", "ict")
+    rejects = run_ioc(settings, "rejects", "--source", "ict")
     assert rejects.returncode == 0, rejects.stderr
     assert "[source_mismatch]" in rejects.stdout
     assert "claims source 'tax'" in rejects.stdout

@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 
 import pytest
 
-from ioc.settings import Settings, settings_env
+from ioc.settings import Settings
 from streams.deadletter import DeadLetter
 from streams.producer import IndicatorProducer
 from streams.reader import read_topic
 from tests.conftest import SettingsFactory
-from tests.support import sample, scrape, wait_for
+from tests.support import run_ioc, sample, scrape, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def ioc(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the ``ioc`` command line as an agency would, with the test's settings."""
-    return subprocess.run(
-        [sys.executable, "-m", "ioc", *args],
-        env=os.environ | settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def push(settings: Settings, value: str, period: str = "2023") -> subprocess.CompletedProcess[str]:
-    return ioc(
+    return run_ioc(
         settings,
         "push",
         "--source", "ict",

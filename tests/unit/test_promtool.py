@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from agents.alerts import PROMETHEUS_ALERTS, runbook_url
 from ioc.errors import ConfigurationError, PrerequisiteMissing
 from ioc.local.prometheus import (
     ALERTMANAGER_DEPLOY_DIR,
@@ -40,14 +41,7 @@ RULE_TESTS_DIR = PROMETHEUS_DEPLOY_DIR / "tests"
 ALERTMANAGER_CONFIG = ALERTMANAGER_DEPLOY_DIR / "alertmanager.yml"
 
 #: The alertnames of the metrics contract's ioc_alert_active, and the rule forwarding each.
-AGENT_ALERTS = {
-    "target_off_track": "IOCTargetOffTrack",
-    "value_out_of_range": "IOCValueOutOfRange",
-    "outlier": "IOCOutlier",
-    "sudden_change": "IOCSuddenChange",
-    "validation_rule": "IOCValidationRuleViolated",
-    "source_overdue": "IOCSourceOverdue",
-}
+AGENT_ALERTS = PROMETHEUS_ALERTS
 #: A letter only Vietnamese uses: đ, or a vowel with a tone mark or a hat.
 VIETNAMESE_LETTER = re.compile(
     "[ăâđêôơưáàảãạấầẩẫậắằẳẵặéèẻẽẹếềểễệíìỉĩịóòỏõọốồổỗộớờởỡợúùủũụứừửữựýỳỷỹỵ]"
@@ -305,8 +299,6 @@ def test_every_runbook_link_has_its_section() -> None:
         for rule in group["rules"]
         if "alert" in rule
     }
-    from agents.alerts import PROMETHEUS_ALERTS, runbook_url
-
     links |= {runbook_url(name).partition("#")[2] for name in PROMETHEUS_ALERTS}
     assert links
     assert links <= anchors, f"runbook sections missing: {sorted(links - anchors)}"
