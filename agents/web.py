@@ -15,6 +15,8 @@ import orjson
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from agents.wall import register_wall
+
 if TYPE_CHECKING:
     from agents.app import Monitor
 
@@ -72,3 +74,5 @@ def register_views(monitor: Monitor) -> None:
                 }
             )
             return self.json({"recorded": len(alerts)})
+
+    register_wall(monitor)
