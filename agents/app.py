@@ -130,7 +130,7 @@ def create_app(
         app=app,
         settings=settings,
         registry=registry,
-        metrics=PipelineMetrics(registry),
+        metrics=PipelineMetrics(registry, sorted(catalogue.sources)),
         topics=Topics(settings.topic_prefix),
         catalogue=catalogue,
         clock=clock,

@@ -8,7 +8,7 @@ by the catalogue: sources, indicators, areas, alert names; never event ids or fr
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,15 +18,20 @@ from prometheus_client.registry import Collector
 
 from agents.ownership import owned_rows
 from agents.quality import STATUS_CODE, aggregate_over_time, assess_target, target_for
+from streams.validation import REJECTION_REASONS
 
 if TYPE_CHECKING:
     from agents.app import Monitor
 
 
 class PipelineMetrics:
-    """Counters and histograms of what flows through the pipeline."""
+    """Counters and histograms of what flows through the pipeline.
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    Per-source series start at 0 for every source of the catalogue (and every reason code), so
+    ``increase()`` sees the first event too and a silent source shows as 0, not as nothing.
+    """
+
+    def __init__(self, registry: CollectorRegistry, sources: Iterable[str] = ()) -> None:
         self.received = Counter(
             "ioc_events_received",
             "Messages read from the feed topics, valid or not.",
@@ -82,6 +87,11 @@ class PipelineMetrics:
             buckets=(1, 10, 50, 100, 250, 500, 1000),
             registry=registry,
         )
+        for source in sources:
+            for counter in (self.received, self.accepted, self.duplicates, self.corrections):
+                counter.labels(source)
+            for reason in REJECTION_REASONS:
+                self.rejected.labels(source, reason)
 
 
 def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
@@ -190,6 +200,12 @@ class SourceCollector(Collector):
             "When the source last sent a valid report (its sent_at).",
             ["source"],
         )
+        age = _gauge(
+            "ioc_source_last_report_age_seconds",
+            "Time since the source's last valid report, on the monitor's clock (maybe simulated).",
+            ["source"],
+        )
+        now = self.monitor.clock.now()
         overdue = _gauge(
             "ioc_source_overdue",
             "1 when some indicator of the source has no report for its latest due period.",
@@ -212,14 +228,16 @@ class SourceCollector(Collector):
         )
         for source, state in owned_rows(self.monitor, "reporting"):
             if state.get("last_report"):
-                last.add_metric([source], datetime.fromisoformat(state["last_report"]).timestamp())
+                reported = datetime.fromisoformat(state["last_report"])
+                last.add_metric([source], reported.timestamp())
+                age.add_metric([source], max(0.0, (now - reported).total_seconds()))
             overdue.add_metric([source], 1.0 if state.get("overdue") else 0.0)
             overdue_count.add_metric([source], len(state.get("overdue", ())))
             if state.get("reporting_rate") is not None:
                 rate.add_metric([source], state["reporting_rate"])
             if state.get("on_time_rate") is not None:
                 on_time.add_metric([source], state["on_time_rate"])
-        yield from (last, overdue, overdue_count, rate, on_time)
+        yield from (last, age, overdue, overdue_count, rate, on_time)
 
 
 ALERT_TABLES = ("alerts_ingest", "alerts_series", "alerts_rules", "alerts_sources")

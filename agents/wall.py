@@ -32,7 +32,7 @@ from agents.metrics import ALERT_TABLES
 from agents.quality import assess_target, target_for
 from ioc.clock import Clock
 from ioc.settings import Settings
-from streams.catalogue import Catalogue
+from streams.catalogue import HEADLINE_INDICATORS, Catalogue
 from streams.periods import LOCAL_TZ
 
 if TYPE_CHECKING:
@@ -40,17 +40,6 @@ if TYPE_CHECKING:
 
 #: The province: headline indicators are shown at this level.
 PROVINCE: Final = "son-la"
-
-#: Headline indicators of the wall, in display order: the province's digital-transformation
-#: commitments (Resolution 17-NQ/TU, Decision 811/QĐ-UBND, Project 06) and its revenue.
-HEADLINE_INDICATORS: Final[tuple[str, ...]] = (
-    "online_application_rate",
-    "dvc_online_total",
-    "eid_activated",
-    "smartphone_household_rate",
-    "non_cash_payment_rate",
-    "tax_revenue",
-)
 
 #: Customary short Vietnamese names of the agencies, for the tiles (a full name such as "Sở
 #: Lao động - Thương binh và Xã hội" does not fit a tile read from across the room). A source

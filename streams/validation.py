@@ -44,6 +44,21 @@ def _shorten(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: Every reason code a message can be refused for (a bounded label set for the metrics).
+REJECTION_REASONS: tuple[str, ...] = (
+    # the message itself
+    "empty", "too_large", "not_utf8", "not_json", "not_object",
+    "missing_field", "unknown_field", "invalid_field",
+    # who sent it, and how
+    "source_mismatch", "wrong_key",
+    # the catalogue
+    "unknown_indicator", "not_owner", "wrong_period", "future_period", "unknown_area",
+    "wrong_level", "out_of_range", "unexpected_components", "ratio_mismatch",
+    "future_timestamp", "stale_timestamp",
+    # what was already received
+    "superseded",
+)  # fmt: skip
+
 #: How far ahead of the receiver's clock a timestamp may be (clock skew between agencies).
 MAX_CLOCK_SKEW = timedelta(minutes=10)
 #: Figures before this year are not live monitoring data.

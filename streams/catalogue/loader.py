@@ -52,6 +52,18 @@ RULES_FILE: Final = "rules.yaml"
 EXPECTED_SOURCE_COUNT: Final = 41
 EXPECTED_VERTICALS: Final = frozenset({"tax", "statistics", "sbv"})
 #: Sources other parts of the system name directly.
+#: The province's headline figures, in the order the walls show them (the built-in /wall and
+#: the Grafana overview): its digital-transformation commitments (Resolution 17-NQ/TU,
+#: Decision 811/QĐ-UBND, Project 06) and its revenue. Each must be in the catalogue.
+HEADLINE_INDICATORS: Final[tuple[str, ...]] = (
+    "online_application_rate",
+    "dvc_online_total",
+    "eid_activated",
+    "smartphone_household_rate",
+    "non_cash_payment_rate",
+    "tax_revenue",
+)
+
 REQUIRED_SOURCES: Final = frozenset(
     {
         "tax",

@@ -84,6 +84,7 @@ def test_public_names_are_pinned() -> None:
         "DATA_DIR",
         "EXPECTED_SOURCE_COUNT",
         "EXPECTED_VERTICALS",
+        "HEADLINE_INDICATORS",
         "LEVELS",
         "REQUIRED_SOURCES",
         "SUMMABLE_UNITS",

@@ -10,7 +10,7 @@ import pytest
 
 from streams.catalogue import default_catalogue
 from streams.events import IndicatorEvent
-from streams.validation import check_against_catalogue
+from streams.validation import REJECTION_REASONS, check_against_catalogue
 
 NOW = datetime(2025, 9, 1, 3, 0, tzinfo=UTC)
 
@@ -57,6 +57,7 @@ def test_breach_has_a_reason_naming_the_field(
 
     assert rejection is not None
     assert (rejection.reason, rejection.field) == (reason, field)
+    assert reason in REJECTION_REASONS
     assert f"'{field}'" in rejection.message_vi
     assert f"'{field}'" in rejection.message_en
     assert "expected" in rejection.message_en

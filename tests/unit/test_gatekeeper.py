@@ -14,6 +14,7 @@ from agents.gatekeeper import Duplicate, Forward, Gatekeeper, Reject, state_key
 from ioc.clock import SystemClock
 from streams.catalogue import default_catalogue
 from streams.events import IndicatorEvent
+from streams.validation import REJECTION_REASONS
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -165,7 +166,7 @@ def test_any_input_has_exactly_one_outcome_and_never_raises(raw: bytes, key: byt
 
     assert isinstance(outcome, Forward | Reject | Duplicate)
     if isinstance(outcome, Reject):
-        assert outcome.rejection.reason
+        assert outcome.rejection.reason in REJECTION_REASONS
         assert outcome.rejection.message_vi
         assert outcome.rejection.message_en
         assert seen == {}

@@ -15,6 +15,7 @@ from agents.metrics import (
     SeriesCollector,
     SourceCollector,
 )
+from ioc.clock import SystemClock
 from ioc.settings import Settings
 from streams.catalogue import default_catalogue
 
@@ -24,7 +25,10 @@ def fake_monitor() -> Any:
         name: {} for name in ("series", "rollups", "reporting", *ALERT_TABLES)
     }
     return SimpleNamespace(
-        tables=tables, catalogue=default_catalogue(), settings=Settings(target_margin=0.1)
+        tables=tables,
+        catalogue=default_catalogue(),
+        settings=Settings(target_margin=0.1),
+        clock=SystemClock(),
     )
 
 
