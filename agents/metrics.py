@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from agents.ownership import owned_rows
@@ -298,6 +298,51 @@ class LagCollector(Collector):
         yield family
 
 
+def _median(values: Iterable[float]) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+class FaustCollector(Collector):
+    """Faust's own worker statistics (its ``app.monitor`` sensor), in base units."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield Faust's counters, gauges and recent latencies (medians, in seconds)."""
+        sensor = getattr(self.monitor.app, "_monitor", None)
+        if sensor is None:
+            return
+        counters = (
+            ("ioc_faust_messages_received", "Messages read from Kafka.", "messages_received_total"),
+            ("ioc_faust_messages_sent", "Messages Faust produced.", "messages_sent"),
+            ("ioc_faust_events", "Events processed by the agents' streams.", "events_total"),
+            ("ioc_faust_rebalances", "Consumer group rebalances seen.", "rebalances"),
+        )  # fmt: skip
+        for name, documentation, attribute in counters:
+            yield CounterMetricFamily(name, documentation, value=getattr(sensor, attribute, 0))
+        gauges = (
+            ("ioc_faust_events_active", "Events being processed now.", sensor.events_active),
+            ("ioc_faust_messages_active", "Messages being processed now.", sensor.messages_active),
+            ("ioc_faust_event_runtime_seconds", "Median time an event spends in an agent "
+             "(recent events).", _median(sensor.events_runtime)),
+            ("ioc_faust_commit_latency_seconds", "Median offset-commit latency (recent).",
+             _median(sensor.commit_latency)),
+            ("ioc_faust_send_latency_seconds", "Median produce latency (recent).",
+             _median(sensor.send_latency)),
+        )  # fmt: skip
+        for name, documentation, value in gauges:
+            yield GaugeMetricFamily(name, documentation, value=value)
+        keys = _gauge("ioc_faust_table_keys", "Keys held in memory per table.", ["table"])
+        for table_name, table in self.monitor.tables.items():
+            keys.add_metric([table_name], len(table))
+        yield keys
+
+
 def register_collectors(monitor: Monitor) -> None:
     """Register the table-reading collectors of ``monitor`` on its registry."""
     for collector in (
@@ -306,5 +351,6 @@ def register_collectors(monitor: Monitor) -> None:
         SourceCollector(monitor),
         AlertCollector(monitor),
         LagCollector(monitor),
+        FaustCollector(monitor),
     ):
         monitor.registry.register(collector)

@@ -125,3 +125,26 @@ def test_oncall_webhook_records_pages_and_refuses_junk(
         pages = json.loads(response.read())["pages"]
     assert [p["alerts"][0]["labels"]["alertname"] for p in pages] == ["IOCSourceOverdue"]
     assert sample(scrape(settings.worker_url), "ioc_oncall_notifications_total", status="firing")
+
+
+def test_faust_worker_metrics_in_base_units(
+    settings_factory: SettingsFactory, worker_factory
+) -> None:
+    settings = settings_factory()
+    worker_factory(settings)
+    assert push(settings, "69.46").returncode == 0
+
+    samples = wait_for(
+        lambda: (
+            (s := scrape(settings.worker_url))
+            and (sample(s, "ioc_faust_events_total") or 0) >= 1
+            and s
+        ),
+        30,
+        "Faust's event counter",
+    )
+    assert (sample(samples, "ioc_faust_messages_received_total") or 0) >= 1
+    assert sample(samples, "ioc_faust_table_keys", table="series") == 1
+    runtime = sample(samples, "ioc_faust_event_runtime_seconds")
+    assert runtime is not None
+    assert 0 <= runtime < 60  # seconds, not milliseconds
