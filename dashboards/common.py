@@ -572,3 +572,64 @@ def finish(builder: dashboard_builder.Dashboard) -> model.Dashboard:
         if isinstance(panel, model.Panel):
             panel.id_val = index
     return built
+
+
+# --- tables shared by several dashboards ----------------------------------------------------
+INDICATOR_COLUMN = "Chỉ tiêu / Indicator"
+STANDING_COLUMN = "Đánh giá / Standing"
+ALERT_COLUMNS: Mapping[str, str] = {
+    "severity": "Mức độ / Severity",
+    "alertname": "Cảnh báo / Alert",
+    "source": "Nguồn / Source",
+    "indicator": INDICATOR_COLUMN,
+    "area": "Địa bàn / Area",
+}
+
+
+def with_standing_columns(panel: table.Panel) -> table.Panel:
+    """Name the indicator column and colour the standing column (on track, at risk, off)."""
+    return panel.override_by_name(
+        INDICATOR_COLUMN, [mappings_property(names_mappings(indicator_names()))]
+    ).override_by_name(
+        STANDING_COLUMN,
+        [
+            mappings_property(status_mappings()),
+            thresholds_property(status_thresholds()),
+            cell_colour_background(),
+        ],
+    )
+
+
+def alerts_table(title: str, description: str, matchers: str = "") -> table.Panel:
+    """The alerts the stream agents hold firing now (``matchers`` narrows them), by severity.
+
+    A column fixed by ``matchers`` (such as the source of a drill-down) is hidden.
+    """
+    fixed = {name for name in ALERT_COLUMNS if f"{name}=" in matchers}
+    shown = [name for name in ALERT_COLUMNS if name not in fixed]
+    selector = f"{{{matchers}}}" if matchers else ""
+    return (
+        table_panel(
+            title,
+            description,
+            query(
+                f"max without (instance) (ioc_alert_active{selector}) == 1",
+                instant=True,
+                table_format=True,
+            ),
+        )
+        .with_transformation(
+            organize(
+                hide=[*TECHNICAL_COLUMNS, "Value", *fixed],
+                rename={name: ALERT_COLUMNS[name] for name in shown},
+                order=shown,
+            )
+        )
+        .override_by_name(
+            ALERT_COLUMNS["severity"],
+            [mappings_property(severity_mappings()), cell_colour_background()],
+        )
+        .override_by_name(
+            ALERT_COLUMNS["alertname"], [mappings_property(names_mappings(ALERT_NAMES))]
+        )
+    )

@@ -13,12 +13,13 @@ from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.common import (
-    ALERT_NAMES,
     BLUE,
+    INDICATOR_COLUMN,
     PROVINCE,
+    STANDING_COLUMN,
     TECHNICAL_COLUMNS,
+    alerts_table,
     bargauge_panel,
-    cell_colour_background,
     dashboard,
     dead_letter_thresholds,
     display_name_property,
@@ -27,23 +28,18 @@ from dashboards.common import (
     indicator_names,
     indicator_unit,
     indicators_with_province_targets,
-    mappings_property,
     merge,
-    names_mappings,
     organize,
     overdue_mappings,
     overdue_thresholds,
     progress_thresholds,
     query,
-    severity_mappings,
     source_drilldown_link,
     stat_panel,
-    status_mappings,
-    status_thresholds,
     table_panel,
-    thresholds_property,
     unit_property,
     up_mappings,
+    with_standing_columns,
     workers_thresholds,
 )
 from streams.catalogue import HEADLINE_INDICATORS, default_catalogue
@@ -230,9 +226,9 @@ def target_progress() -> bargauge.Panel:
 
 def targets_table() -> table.Panel:
     """Value, target and standing of every province indicator with a target."""
-    value, target, standing = "Giá trị / Value", "Mục tiêu / Target", "Đánh giá / Standing"
-    indicator = "Chỉ tiêu / Indicator"
-    return (
+    value, target = "Giá trị / Value", "Mục tiêu / Target"
+    indicator, standing = INDICATOR_COLUMN, STANDING_COLUMN
+    panel = (
         table_panel(
             "Chỉ tiêu so với mục tiêu",
             "Every province indicator with a target: latest value, the target for its year "
@@ -259,52 +255,20 @@ def targets_table() -> table.Panel:
                 order=["indicator", "Value #A", "Value #B", "Value #C"],
             )
         )
-        .override_by_name(indicator, [mappings_property(names_mappings(indicator_names()))])
-        .override_by_name(
-            standing,
-            [
-                mappings_property(status_mappings()),
-                thresholds_property(status_thresholds()),
-                cell_colour_background(),
-            ],
-        )
         .height(8)
         .span(10)
     )
+    return with_standing_columns(panel)
 
 
 def active_alerts() -> table.Panel:
     """The alerts the stream agents hold firing now."""
-    severity, alert = "Mức độ / Severity", "Cảnh báo / Alert"
     return (
-        table_panel(
+        alerts_table(
             "Cảnh báo đang hoạt động",
             "Alerts the stream agents hold firing now (ioc_alert_active == 1), by severity, "
             "source, indicator and area. The runbooks are in docs/runbooks.md.",
-            query(
-                "max without (instance) (ioc_alert_active) == 1",
-                instant=True,
-                table_format=True,
-            ),
         )
-        .with_transformation(
-            organize(
-                hide=[*TECHNICAL_COLUMNS, "Value"],
-                rename={
-                    "alertname": alert,
-                    "severity": severity,
-                    "source": "Nguồn / Source",
-                    "indicator": "Chỉ tiêu / Indicator",
-                    "area": "Địa bàn / Area",
-                },
-                order=["severity", "alertname", "source", "indicator", "area"],
-            )
-        )
-        .override_by_name(
-            severity,
-            [mappings_property(severity_mappings()), cell_colour_background()],
-        )
-        .override_by_name(alert, [mappings_property(names_mappings(ALERT_NAMES))])
         .height(8)
         .span(8)
     )

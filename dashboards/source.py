@@ -10,32 +10,27 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builder
 from grafana_foundation_sdk.models import dashboard as model
 
 from dashboards.common import (
-    ALERT_NAMES,
+    INDICATOR_COLUMN,
+    STANDING_COLUMN,
     TECHNICAL_COLUMNS,
+    alerts_table,
     bargauge_panel,
     bilingual,
-    cell_colour_background,
     dashboard,
     finish,
     freshness_thresholds,
-    indicator_names,
-    mappings_property,
     merge,
-    names_mappings,
     organize,
     overdue_mappings,
     overdue_thresholds,
     query,
     query_variable,
     rate_thresholds,
-    severity_mappings,
     stat_panel,
     state_timeline_panel,
-    status_mappings,
-    status_thresholds,
     table_panel,
-    thresholds_property,
     timeseries_panel,
+    with_standing_columns,
 )
 
 UID = "ioc-source"
@@ -231,8 +226,8 @@ def rejects_by_reason() -> bargauge.Panel:
 
 def indicators_table() -> table.Panel:
     """Every series of the source: latest value and, with a target, its standing."""
-    indicator, standing = "Chỉ tiêu / Indicator", "Đánh giá / Standing"
-    return (
+    indicator, standing = INDICATOR_COLUMN, STANDING_COLUMN
+    panel = (
         table_panel(
             "Chỉ tiêu của nguồn",
             "Latest reported value of every indicator and area of this source "
@@ -263,49 +258,20 @@ def indicators_table() -> table.Panel:
                 order=["indicator", "area", "level", "Value #A", "Value #B"],
             )
         )
-        .override_by_name(indicator, [mappings_property(names_mappings(indicator_names()))])
-        .override_by_name(
-            standing,
-            [
-                mappings_property(status_mappings()),
-                thresholds_property(status_thresholds()),
-                cell_colour_background(),
-            ],
-        )
         .height(10)
         .span(10)
     )
+    return with_standing_columns(panel)
 
 
 def source_alerts() -> table.Panel:
     """The source's alerts firing now."""
-    severity, alert = "Mức độ / Severity", "Cảnh báo / Alert"
     return (
-        table_panel(
+        alerts_table(
             "Cảnh báo của nguồn",
             "Alerts the stream agents hold firing now for this source (ioc_alert_active).",
-            query(
-                f"max without (instance) (ioc_alert_active{{{SOURCE}}}) == 1",
-                instant=True,
-                table_format=True,
-            ),
+            SOURCE,
         )
-        .with_transformation(
-            organize(
-                hide=[*TECHNICAL_COLUMNS, "Value", "source"],
-                rename={
-                    "alertname": alert,
-                    "severity": severity,
-                    "indicator": "Chỉ tiêu / Indicator",
-                    "area": "Địa bàn / Area",
-                },
-                order=["severity", "alertname", "indicator", "area"],
-            )
-        )
-        .override_by_name(
-            severity, [mappings_property(severity_mappings()), cell_colour_background()]
-        )
-        .override_by_name(alert, [mappings_property(names_mappings(ALERT_NAMES))])
         .no_value(bilingual("Không có cảnh báo", "No alerts"))
         .height(10)
         .span(8)

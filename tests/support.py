@@ -6,13 +6,16 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import TypeVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from ioc.local.worker import http_get
 from ioc.settings import Settings, settings_env
+from streams.events import IndicatorEvent
 
 T = TypeVar("T")
 
@@ -57,4 +60,27 @@ def run_ioc(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+def indicator_event(
+    sent_at: datetime,
+    source: str,
+    indicator: str,
+    period: str,
+    value: float,
+    area: str = "son-la",
+    **components: float,
+) -> IndicatorEvent:
+    """A fresh event, observed and sent at ``sent_at`` (tests pick it on their clock)."""
+    return IndicatorEvent(
+        event_id=uuid.uuid4(),
+        source=source,
+        indicator=indicator,
+        area=area,
+        period=period,
+        value=value,
+        observed_at=sent_at,
+        sent_at=sent_at,
+        **components,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime, timedelta
 
 import orjson
@@ -15,7 +14,7 @@ from streams.periods import LOCAL_TZ
 from streams.producer import IndicatorProducer
 from streams.reader import read_topic
 from tests.conftest import SettingsFactory
-from tests.support import sample, scrape, wait_for
+from tests.support import indicator_event, sample, scrape, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,17 +27,8 @@ SPEED = 200.0
 def event(
     source: str, indicator: str, area: str, period: str, value: float, **extra: float
 ) -> IndicatorEvent:
-    sent = SIM_START - timedelta(hours=1)
-    return IndicatorEvent(
-        event_id=uuid.uuid4(),
-        source=source,
-        indicator=indicator,
-        area=area,
-        period=period,
-        value=value,
-        observed_at=sent - timedelta(hours=1),
-        sent_at=sent,
-        **extra,
+    return indicator_event(
+        SIM_START - timedelta(hours=1), source, indicator, period, value, area, **extra
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from streams.periods import LOCAL_TZ
 from streams.producer import IndicatorProducer
 from tests.conftest import SettingsFactory
 from tests.promstack import WebhookReceiver
+from tests.support import indicator_event
 
 pytestmark = pytest.mark.integration
 
@@ -22,17 +22,7 @@ SIM_START = datetime(2025, 3, 4, 7, 0, tzinfo=LOCAL_TZ)
 
 
 def report(source: str, indicator: str, period: str, value: float) -> IndicatorEvent:
-    sent = SIM_START - timedelta(minutes=30)
-    return IndicatorEvent(
-        event_id=uuid.uuid4(),
-        source=source,
-        indicator=indicator,
-        area="son-la",
-        period=period,
-        value=value,
-        observed_at=sent,
-        sent_at=sent,
-    )
+    return indicator_event(SIM_START - timedelta(minutes=30), source, indicator, period, value)
 
 
 def test_target_and_silence_page_on_call_and_resolve(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ from streams.events import IndicatorEvent
 from streams.periods import LOCAL_TZ
 from streams.producer import IndicatorProducer
 from tests.conftest import SettingsFactory
-from tests.support import wait_for
+from tests.support import indicator_event, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -71,17 +70,7 @@ HEADLINES = [
 
 
 def report(source: str, indicator: str, period: str, value: float) -> IndicatorEvent:
-    sent = SIM_START - timedelta(minutes=30)
-    return IndicatorEvent(
-        event_id=uuid.uuid4(),
-        source=source,
-        indicator=indicator,
-        area="son-la",
-        period=period,
-        value=value,
-        observed_at=sent,
-        sent_at=sent,
-    )
+    return indicator_event(SIM_START - timedelta(minutes=30), source, indicator, period, value)
 
 
 @pytest.fixture
