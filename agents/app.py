@@ -195,9 +195,9 @@ class _Agents:
                 for event in batch:
                     state.event = alerts.event = event
                     await handle(event.message, state, book)
-                state.flush(stream)
+                state.flush()
                 if alert_table is not None:
-                    alerts.flush(stream)
+                    alerts.flush()
                 self.metrics.batch_size.labels(name).observe(len(batch))
 
         agent.__name__ = agent.__qualname__ = name

@@ -8,12 +8,20 @@ Faust sends a table write to the changelog partition of the *current event*; ins
 that would be the last event of the batch, whatever its partition. ``flush`` therefore makes
 the event that last touched a key current before writing it. Every key of this project is
 derived from the key of the message that touches it, so that event's partition is the key's.
+
+Only the context variable the tables read is set, and reset after each write. The stream's
+own ``current_event`` attribute must not be touched: ``take_events`` reads it to pair each
+buffered value with its event, and a stale one there silently swapped a message for an old
+one (the new message was never processed nor acknowledged).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, MutableMapping
 from typing import Any
+
+from faust.streams import _current_event
 
 _DELETED = object()
 
@@ -56,17 +64,20 @@ class BatchedTable(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def flush(self, stream: Any) -> int:
+    def flush(self) -> int:
         """Write every touched key once; return how many writes were made."""
         written = 0
         for key, (event, value) in self._pending.items():
-            stream._set_current_event(event)  # the changelog partition is the event's
-            if value is _DELETED:
-                if key in self.table:
-                    del self.table[key]
+            token = _current_event.set(weakref.ref(event))  # the changelog partition is its
+            try:
+                if value is _DELETED:
+                    if key in self.table:
+                        del self.table[key]
+                        written += 1
+                else:
+                    self.table[key] = value
                     written += 1
-            else:
-                self.table[key] = value
-                written += 1
+            finally:
+                _current_event.reset(token)
         self._pending.clear()
         return written
