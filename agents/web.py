@@ -43,6 +43,19 @@ def register_views(monitor: Monitor) -> None:
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "ok", "app": app.conf.id})
 
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        # Ready once the worker has joined its group and recovered its tables: before that
+        # it serves HTTP but processes nothing, and its tables may be incomplete.
+        tables: Any = app.tables  # Faust's TableManagerT does not declare its recovery
+        ready = (
+            app.rebalancing_count > 0
+            and not app.rebalancing
+            and not app.in_recovery
+            and tables.recovery.completed.is_set()
+        )
+        return web.json({"ready": ready}, status=200 if ready else 503)
+
     @app.page("/api/v1/oncall")
     class OnCall(View):
         async def get(self, request: Any) -> Any:

@@ -89,21 +89,21 @@ class IocProcess:
 
 
 class WorkerProcess(IocProcess):
-    """``ioc worker``: ready when its web server answers ``/healthz``."""
+    """``ioc worker``: ready when ``/readyz`` says it has joined and recovered."""
 
     args = ("worker",)
     name = "worker"
 
     def start(self, timeout: float = 60.0) -> None:
-        """Check the web port is free, launch the worker and wait for ``/healthz``."""
+        """Check the web port is free, launch the worker and wait for ``/readyz``."""
         ensure_ports_free(
             "worker", self.settings.worker_host, {"IOC_WORKER_PORT": self.settings.worker_port}
         )
         super().start(timeout)
 
     def ready(self) -> bool:
-        """Whether the worker's web server answers."""
-        return http_get(f"{self.settings.worker_url}/healthz") is not None
+        """Whether the worker has joined its group and recovered its tables."""
+        return http_get(f"{self.settings.worker_url}/readyz") is not None
 
 
 class SimulatorProcess(IocProcess):

@@ -79,7 +79,7 @@ def test_rollups_rules_targets_silence_and_restart(
         district = eid | {"area": "moc-chau", "level": "district"}
         wait_for(
             lambda: metric(settings, "ioc_indicator_rollup_value", **district) == 150,
-            30,
+            60,
             "the district rollup 100 + 50",
         )
         # A correction replaces the commune's figure in every rollup above it.
