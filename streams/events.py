@@ -54,9 +54,10 @@ class IndicatorEvent(BaseModel):
         numerator: float | None = None,
         denominator: float | None = None,
         observed_at: datetime | None = None,
+        sent_at: datetime | None = None,
     ) -> IndicatorEvent:
-        """A fresh event with a new id, stamped now (the producer's clock)."""
-        now = datetime.now(UTC)
+        """A fresh event with a new id, sent now (the producer's clock) unless ``sent_at``."""
+        now = sent_at or datetime.now(UTC)
         return cls(
             event_id=uuid.uuid4(),
             source=source,

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
@@ -73,8 +72,7 @@ def indicator_event(
     **components: float,
 ) -> IndicatorEvent:
     """A fresh event, observed and sent at ``sent_at`` (tests pick it on their clock)."""
-    return IndicatorEvent(
-        event_id=uuid.uuid4(),
+    return IndicatorEvent.new(
         source=source,
         indicator=indicator,
         area=area,

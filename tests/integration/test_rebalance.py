@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -12,10 +11,9 @@ from agents.ownership import partition_of
 from ioc.local.process import free_port
 from ioc.settings import Settings
 from streams.catalogue import default_catalogue
-from streams.events import IndicatorEvent
 from streams.producer import IndicatorProducer
 from tests.conftest import SettingsFactory
-from tests.support import scrape, wait_for
+from tests.support import indicator_event, scrape, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -57,16 +55,7 @@ def test_series_are_exported_once_through_joins_and_leaves(
     sent = datetime.now(UTC) - timedelta(days=1)
     with IndicatorProducer(first) as producer:
         producer.send_many(
-            IndicatorEvent(
-                event_id=uuid.uuid4(),
-                source="police",
-                indicator="eid_activated",
-                area=commune,
-                period="2024-Q3",
-                value=value,
-                observed_at=sent,
-                sent_at=sent,
-            )
+            indicator_event(sent, "police", "eid_activated", "2024-Q3", value, commune)
             for commune, value in values.items()
         )
 
