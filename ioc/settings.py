@@ -11,7 +11,7 @@ import os
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -35,6 +35,28 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 def _xdg(var: str, fallback: str, *parts: str) -> Path:
     return Path(os.environ.get(var) or Path.home() / fallback).joinpath("ioc-monitor", *parts)
+
+
+#: Secret settings that may instead be read from a file: secret field -> file field.
+PASSWORD_FILES = {
+    "kafka_sasl_password": "kafka_sasl_password_file",
+    "kafka_admin_password": "kafka_admin_password_file",
+}
+
+
+def read_secret_file(path: Path, variable: str) -> str:
+    """The secret held in ``path``: its first line. Errors never quote the file's content."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        msg = f"{variable}: không đọc được / cannot read {path} ({reason})"
+        raise ValueError(msg) from None
+    secret = text.splitlines()[0] if text.strip() else ""
+    if not secret:
+        msg = f"{variable}: tệp rỗng / the file is empty: {path}"
+        raise ValueError(msg)
+    return secret
 
 
 class Settings(BaseSettings):
@@ -63,9 +85,33 @@ class Settings(BaseSettings):
     producer_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a send may wait for the broker's acknowledgement."
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT"] = "PLAINTEXT"
-    kafka_sasl_username: str | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT"] = Field(
+        default="PLAINTEXT",
+        description="SASL_PLAINTEXT: SCRAM-SHA-512 logins and ACLs (docs/security.md).",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None, description="This process's Kafka user (an agency, the worker)."
+    )
     kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the password, instead of IOC_KAFKA_SASL_PASSWORD.",
+    )
+    kafka_admin_username: str = Field(
+        default="admin",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The broker's super user: formats storage, runs `ioc sources provision`.",
+    )
+    kafka_admin_password: SecretStr | None = None
+    kafka_admin_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the admin password; unset: "
+        "<IOC_CREDENTIALS_DIR>/<IOC_KAFKA_ADMIN_USERNAME>.password.",
+    )
+    credentials_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_STATE_HOME", ".local/state", "credentials"),
+        description="Where generated passwords are written, one file (mode 0600) per user.",
+    )
 
     # --- Topics --------------------------------------------------------------------------
     topic_prefix: str = Field(
@@ -137,6 +183,27 @@ class Settings(BaseSettings):
                 raise ValueError(msg)
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _passwords_from_files(cls, data: Any) -> Any:
+        """Read ``*_password_file`` into its secret; setting both is ambiguous, so refused."""
+        if not isinstance(data, dict):
+            return data
+        for secret, file in PASSWORD_FILES.items():
+            path = data.get(file)
+            if path is None or path == "":
+                data.pop(file, None)
+                continue
+            variable, file_variable = f"IOC_{secret.upper()}", f"IOC_{file.upper()}"
+            if data.get(secret) is not None:
+                msg = (
+                    f"Chỉ đặt một trong {variable} và {file_variable} / "
+                    f"Set only one of {variable} and {file_variable}"
+                )
+                raise ValueError(msg)
+            data[secret] = read_secret_file(Path(path), file_variable)
+        return data
+
     @model_validator(mode="after")
     def _shared_clock(self) -> Settings:
         if self.clock_start is not None and self.clock_speed != 1 and self.clock_epoch is None:
@@ -185,11 +252,17 @@ def load_settings(**overrides: object) -> Settings:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The ``IOC_*`` environment that rebuilds ``settings`` in a child process."""
+    """The ``IOC_*`` environment that rebuilds ``settings`` in a child process.
+
+    A secret read from a file is passed as the file's path, not as its value.
+    """
     env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
+    values = settings.model_dump()
+    for name, value in values.items():
         if value is None:
             continue
+        if name in PASSWORD_FILES and values[PASSWORD_FILES[name]] is not None:
+            continue  # the child reads the file itself; the secret stays out of its environment
         if isinstance(value, SecretStr):
             text = value.get_secret_value()
         elif isinstance(value, datetime):

@@ -78,3 +78,62 @@ def test_a_fast_clock_needs_a_shared_epoch(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
     monkeypatch.setenv("IOC_CLOCK_EPOCH", "1790000000")
     assert load_settings().clock_epoch == 1790000000
+
+
+def test_a_password_can_come_from_a_file(tmp_path) -> None:
+    secret = tmp_path / "worker.password"
+    secret.write_text("from-the-file\n")
+
+    settings = Settings(kafka_sasl_password_file=secret, kafka_admin_password_file=secret)
+
+    assert settings.kafka_sasl_password is not None
+    assert settings.kafka_sasl_password.get_secret_value() == "from-the-file"
+    assert settings.kafka_admin_password is not None
+    assert settings.kafka_admin_password.get_secret_value() == "from-the-file"
+    assert "from-the-file" not in repr(settings)
+
+
+def test_a_child_gets_the_password_file_not_the_password(monkeypatch, tmp_path) -> None:
+    secret = tmp_path / "worker.password"
+    secret.write_text("from-the-file\n")
+    original = Settings(kafka_sasl_username="ioc-worker", kafka_sasl_password_file=secret)
+
+    env = settings_env(original)
+
+    assert env["IOC_KAFKA_SASL_PASSWORD_FILE"] == str(secret)
+    assert "IOC_KAFKA_SASL_PASSWORD" not in env
+    assert "from-the-file" not in "".join(env.values())
+    for key in list(__import__("os").environ):
+        if key.startswith("IOC_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert Settings() == original
+
+
+def test_a_password_and_its_file_together_are_refused(monkeypatch, tmp_path) -> None:
+    secret = tmp_path / "p"
+    secret.write_text("one\n")
+    monkeypatch.setenv("IOC_KAFKA_SASL_PASSWORD", "s3cr3t-two")
+    monkeypatch.setenv("IOC_KAFKA_SASL_PASSWORD_FILE", str(secret))
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+
+    assert "IOC_KAFKA_SASL_PASSWORD and IOC_KAFKA_SASL_PASSWORD_FILE" in str(caught.value)
+    assert "s3cr3t-two" not in str(caught.value)
+
+
+@pytest.mark.parametrize("content", [None, "", "\n"])
+def test_a_missing_or_empty_password_file_is_named(monkeypatch, tmp_path, content) -> None:
+    secret = tmp_path / "admin.password"
+    if content is not None:
+        secret.write_text(content)
+    monkeypatch.setenv("IOC_KAFKA_ADMIN_PASSWORD_FILE", str(secret))
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+
+    assert "IOC_KAFKA_ADMIN_PASSWORD_FILE" in str(caught.value)
+    assert str(secret) in str(caught.value)
+    assert caught.value.exit_code == 2
