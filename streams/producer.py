@@ -56,15 +56,18 @@ class IndicatorProducer:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.ack_timeout = ack_timeout if ack_timeout is not None else settings.producer_timeout
+        ack_ms = int(self.ack_timeout * 1000)
         config = client_config(settings, client_id) | {
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": 5,
             "retries": 2**31 - 1,  # bounded by delivery_timeout_ms instead
-            "delivery_timeout_ms": int(self.ack_timeout * 1000),
-            "request_timeout_ms": min(15_000, int(self.ack_timeout * 1000)),
-            "max_block_ms": int(self.ack_timeout * 1000),
-            "bootstrap_timeout_ms": int(self.ack_timeout * 1000),
+            "delivery_timeout_ms": ack_ms,
+            # kafka-python refuses a delivery timeout below linger + request timeout: at most
+            # half of it leaves room for a retry (IOC_PRODUCER_TIMEOUT=3 used to be refused).
+            "request_timeout_ms": min(15_000, ack_ms // 2),
+            "max_block_ms": ack_ms,
+            "bootstrap_timeout_ms": ack_ms,
         }
         try:
             self._producer = KafkaProducer(**(config | overrides))
