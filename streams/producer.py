@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import AuthorizationError, KafkaError
 
 from ioc.errors import ProducerError
 from ioc.settings import Settings
@@ -32,6 +32,8 @@ class Delivery:
 
 
 def _unreachable(settings: Settings, exc: BaseException) -> ProducerError:
+    if isinstance(exc, AuthorizationError):
+        return _denied(settings, exc)
     return ProducerError(
         f"Kafka tại {settings.bootstrap_servers} không xác nhận việc gửi: {exc}. "
         "Kiểm tra broker đang chạy (`ioc kafka status`) rồi gửi lại; gửi lại an toàn vì "
@@ -40,6 +42,20 @@ def _unreachable(settings: Settings, exc: BaseException) -> ProducerError:
         "Check the broker runs (`ioc kafka status`) and send again; resending is safe, "
         "duplicates are dropped by event_id."
     )
+
+
+def _denied(settings: Settings, exc: AuthorizationError) -> ProducerError:
+    user = settings.kafka_sasl_username or "(không tên / anonymous)"
+    error = ProducerError(
+        f"Kafka từ chối tài khoản {user}: {exc}. Mỗi nguồn chỉ được ghi vào kênh của chính "
+        "mình (ioc.feed.<nguồn>); kiểm tra --source và IOC_KAFKA_SASL_USERNAME. Gửi lại "
+        "không giúp được.\n"
+        f"Kafka denied user {user}: {exc}. Each source may write only its own feed "
+        "(ioc.feed.<source>); check --source and IOC_KAFKA_SASL_USERNAME. Resending will not "
+        "help."
+    )
+    error.retriable = False
+    return error
 
 
 class IndicatorProducer:
