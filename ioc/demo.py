@@ -9,6 +9,7 @@ prints where to look. Everything it started, it stops.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from types import FrameType
 
 import typer
 
+from ioc.errors import ConfigurationError
 from ioc.local.kafka import LocalKafka
 from ioc.local.process import wait_until
 from ioc.local.prometheus import (
@@ -71,6 +73,38 @@ def _sample(metrics: bytes, name: str) -> float:
         if line.startswith(name):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def unsecured_notice(settings: Settings) -> str:
+    """The line the demo starts with: its broker has no logins and no ACLs, so it must be
+    reachable from this machine only. Refuses settings under which that would be untrue."""
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        raise ConfigurationError(
+            "Demo luôn chạy Kafka không bảo mật; bỏ IOC_KAFKA_SECURITY_PROTOCOL, hoặc chạy "
+            "bảo mật theo docs/security.md. / The demo always runs Kafka unsecured; unset "
+            "IOC_KAFKA_SECURITY_PROTOCOL, or run secured as docs/security.md shows."
+        )
+    if not _is_loopback(settings.kafka_host):
+        raise ConfigurationError(
+            f"Demo chạy Kafka không bảo mật nên chỉ được nghe trên loopback, không phải "
+            f"IOC_KAFKA_HOST={settings.kafka_host}. / The demo's Kafka is unsecured, so it "
+            f"listens on loopback only, not IOC_KAFKA_HOST={settings.kafka_host}."
+        )
+    address = f"{settings.kafka_host}:{settings.kafka_port}"
+    return (
+        f"Kafka không bảo mật (chỉ loopback {address}, không đăng nhập, không ACL) / "
+        f"Kafka is unsecured (loopback only {address}, no logins, no ACLs); "
+        "cách bảo mật / how to secure it: docs/security.md"
+    )
 
 
 def demo_settings(settings: Settings, speed: float) -> Settings:
@@ -145,6 +179,7 @@ def run_demo(
     deadlines pass and a silent source turns overdue while you watch.
     """
     settings = demo_settings(settings, speed)
+    notice = unsecured_notice(settings)
     catalogue = default_catalogue()
     kafka = LocalKafka(settings)
     run_dir = settings.worker_data_dir / "demo"
@@ -160,6 +195,7 @@ def run_demo(
     monitoring: LocalMonitoringStack | None = None
     with _sigterm_as_interrupt():
         try:
+            typer.echo(notice)
             typer.echo("Khởi động Kafka ... / Starting Kafka ...")
             result = kafka.start(progress=typer.echo)
             started_kafka = not result.already_running

@@ -78,5 +78,6 @@ def test_demo_shows_the_seed_value_and_ctrl_c_stops_everything(tmp_path: Path) -
         if demo.poll() is None:
             demo.kill()
     output = log.read_text()
+    assert "Kafka is unsecured (loopback only 127.0.0.1:" in output  # said before it starts
     assert "Everything has stopped" in output
     wait_for(lambda: not processes_with(marker), 15, "every demo process to exit")
