@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ioc.cli import agency, catalog, dashboards, kafka, services, simulate
+from ioc.cli import agency, catalog, dashboards, kafka, services, simulate, sources
 from ioc.errors import IOCError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(kafka.app, name="kafka")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(dashboards.app, name="dashboards")
 app.add_typer(services.topics_app, name="topics")
+app.add_typer(sources.app, name="sources")
 app.command("worker")(services.worker)
 app.command("demo")(services.demo)
 app.command("push")(agency.push)

@@ -34,6 +34,7 @@ from ioc.local.process import (
     terminate,
     wait_until,
 )
+from ioc.security import admin_password, scram_argument
 from ioc.settings import KAFKA_VERSION, PROJECT_ROOT, Settings
 
 DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
@@ -190,6 +191,8 @@ class LocalKafka:
         self.properties_file = self.home / "server.properties"
         self.log_file = self.home / "broker.log"
         self.record_file = self.home / "broker.json"
+        # Written when storage is formatted with the admin's SCRAM credential.
+        self.scram_marker = self.home / "scram-admin"
         # Kept while this object lives, so the broker we started is reaped when it stops.
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -197,6 +200,11 @@ class LocalKafka:
     def bootstrap(self) -> str:
         """The address clients use for this broker."""
         return f"{self.settings.kafka_host}:{self.settings.kafka_port}"
+
+    @property
+    def secured(self) -> bool:
+        """SASL/SCRAM logins and ACLs (``IOC_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT``)."""
+        return self.settings.kafka_security_protocol == "SASL_PLAINTEXT"
 
     @property
     def _marker(self) -> str:
@@ -300,19 +308,40 @@ class LocalKafka:
         props = _read_properties(DEPLOY_DIR / "server.properties")
         host, port = self.settings.kafka_host, self.settings.kafka_port
         cport = self.settings.kafka_controller_port
+        listener = self.settings.kafka_security_protocol
         props.update(
             {
                 "node.id": str(NODE_ID),
                 "controller.quorum.voters": f"{NODE_ID}@{host}:{cport}",
-                "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-                "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+                "listeners": f"{listener}://{host}:{port},CONTROLLER://{host}:{cport}",
+                "advertised.listeners": f"{listener}://{host}:{port}",
                 "log.dirs": str(self.log_dirs),
                 "num.partitions": str(self.settings.partitions),
             }
         )
+        if self.secured:
+            props.update(self._secured_properties())
         lines = ["# Written by `ioc kafka start` from deploy/kafka/server.properties."]
         lines += [f"{key}={value}" for key, value in props.items()]
-        self.properties_file.write_text("\n".join(lines) + "\n")
+        # The secured broker's file holds the admin password: only its owner may read it.
+        self.properties_file.unlink(missing_ok=True)
+        fd = os.open(self.properties_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+
+    def _secured_properties(self) -> dict[str, str]:
+        """deploy/kafka/secured.properties, with this broker's admin user and password."""
+        props = _read_properties(DEPLOY_DIR / "secured.properties")
+        admin = self.settings.kafka_admin_username
+        password = admin_password(self.settings, create=True).get_secret_value()
+        props["super.users"] = f"User:{admin};User:ANONYMOUS"
+        # The broker's own login on its SASL listener (inter-broker traffic); the server side
+        # of SCRAM needs a JAAS entry too, and this one serves both.
+        props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{admin}" password="{password}";'
+        )
+        return props
 
     def _corrupt(self, what: str, what_en: str) -> CorruptDataDirError:
         return CorruptDataDirError(
@@ -353,14 +382,32 @@ class LocalKafka:
                 f"node.id là {props['node.id']}, cần {NODE_ID}",
                 f"node.id is {props['node.id']}, expected {NODE_ID}",
             )
+        if self.secured and not self._formatted_with_admin():
+            raise self._corrupt(
+                "được định dạng khi chưa bảo mật, không có người dùng quản trị "
+                f"{self.settings.kafka_admin_username}",
+                "it was formatted unsecured, without the admin user "
+                f"{self.settings.kafka_admin_username}",
+            )
+
+    def _formatted_with_admin(self) -> bool:
+        try:
+            return self.scram_marker.read_text().strip() == self.settings.kafka_admin_username
+        except OSError:
+            return False
 
     def _format(self, java: str) -> None:
+        scram: list[str] = []
+        if self.secured:
+            # The admin's SCRAM credential is in the metadata log from the start, salted.
+            admin = self.settings.kafka_admin_username
+            scram = ["--add-scram", scram_argument(admin, admin_password(self.settings))]
         result = subprocess.run(
             [
                 java, "-cp", self.distribution.classpath,
                 f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'log4j2.properties'}",
                 "kafka.tools.StorageTool", "format",
-                "-t", _random_cluster_id(), "-c", str(self.properties_file),
+                "-t", _random_cluster_id(), "-c", str(self.properties_file), *scram,
             ],
             capture_output=True,
             text=True,
@@ -372,6 +419,8 @@ class LocalKafka:
                 f"không định dạng được ổ lưu trữ KRaft:\n{tail}",
                 "formatting KRaft storage failed (see above)",
             )
+        if self.secured:
+            self.scram_marker.write_text(self.settings.kafka_admin_username + "\n")
 
     def _log_tail(self, lines: int = 25) -> str:
         try:
@@ -431,6 +480,7 @@ class LocalKafka:
         shutil.rmtree(self.log_dirs, ignore_errors=True)
         if self.log_dirs.exists():
             self.log_dirs.unlink()
+        self.scram_marker.unlink(missing_ok=True)
 
     def accepts_connections(self) -> bool:
         """True when the client port accepts a TCP connection."""
