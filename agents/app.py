@@ -44,6 +44,7 @@ from agents.quality import (
     target_for,
 )
 from agents.timeliness import assess_source, record_receipt
+from agents.transport import Transport
 from agents.web import register_views
 from ioc.clock import Clock
 from ioc.settings import Settings
@@ -82,6 +83,13 @@ class Monitor:
     tables: dict[str, Any] = field(default_factory=dict)
 
 
+class IocApp(faust.App):
+    """Faust's app on :class:`agents.transport.Transport` (no records lost at rebalances)."""
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)
+
+
 def _broker_credentials(settings: Settings) -> Any:
     if settings.kafka_security_protocol != "SASL_PLAINTEXT":
         return None
@@ -102,7 +110,7 @@ def create_app(
 ) -> Monitor:
     """Build the worker's Faust app, its agents, tables, metrics and web views."""
     registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
-    app = faust.App(
+    app = IocApp(
         f"{settings.topic_prefix}{settings.app_id}",
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=_broker_credentials(settings),
@@ -173,6 +181,13 @@ class _Agents:
         self.monitor.tables[name] = table
         return table
 
+    # Every send below passes ``force=True``: Faust would otherwise *attach* it to the stream's
+    # current event and publish it only when that event's offset is committed. In a batch the
+    # current event is one event of the batch, often on another partition than the event that
+    # caused the send, so a partition's offsets could be committed while its forwarded records
+    # were still waiting in memory: a kill -9 then lost them (found by tests/faults). Sent at
+    # once, they are in the producer, which Faust flushes before every offset commit.
+
     def _batched_agent(
         self,
         topic: Any,
@@ -216,7 +231,9 @@ class _Agents:
             return
         self.metrics.alert_transitions.labels(transition.alertname, transition.status).inc()
         await self.alerts.send(
-            key=transition.fingerprint.encode(), value=transition.model_dump_json().encode()
+            force=True,
+            key=transition.fingerprint.encode(),
+            value=transition.model_dump_json().encode(),
         )
 
     # --- stage 1: validate -------------------------------------------------------------------
@@ -235,7 +252,7 @@ class _Agents:
         if isinstance(outcome, Forward):
             event = outcome.event
             await self.indicators.send(
-                key=event.key, value=event.to_json(), timestamp=message.timestamp
+                force=True, key=event.key, value=event.to_json(), timestamp=message.timestamp
             )
             metrics.accepted.labels(source).inc()
             if outcome.correction:
@@ -262,7 +279,9 @@ class _Agents:
                 offset=message.offset,
                 received_at=datetime.now(UTC),
             )
-            await self.deadletter.send(key=source.encode(), value=record.model_dump_json().encode())
+            await self.deadletter.send(
+                force=True, key=source.encode(), value=record.model_dump_json().encode()
+            )
             metrics.rejected.labels(source, rejection.reason).inc()
             if rejection.reason == "out_of_range" and outcome.event is not None:
                 event = outcome.event
@@ -330,6 +349,7 @@ class _Agents:
         await self._contribute(indicator, event.area, event.area, period, figure, "r")
         for rule in self.catalogue.rules_for(event.indicator):
             await self.rules.send(
+                force=True,
                 key=f"{rule.code}|{event.area}".encode(),
                 value=_json(
                     {
@@ -342,6 +362,7 @@ class _Agents:
                 ),
             )
         await self.receipts.send(
+            force=True,
             key=event.source.encode(),
             value=_json(
                 {
@@ -431,6 +452,7 @@ class _Agents:
         if parent is None:
             return
         await self.rollups.send(
+            force=True,
             key=f"{indicator.code}|{parent}".encode(),
             value=_json(
                 {
@@ -527,7 +549,9 @@ class _Agents:
             now = self.clock.now().isoformat()
             for source in self.catalogue.sources:
                 await self.receipts.send(
-                    key=source.encode(), value=_json({"type": "tick", "source": source, "now": now})
+                    force=True,
+                    key=source.encode(),
+                    value=_json({"type": "tick", "source": source, "now": now}),
                 )
 
     async def _report_one(self, message: Any, states: BatchedTable, book: AlertBook) -> None:
