@@ -118,6 +118,19 @@ class IndicatorProducer:
             raise _unreachable(self.settings, exc) from exc
         return Delivery("", meta.topic, meta.partition, meta.offset)
 
+    def send_raw_many(self, messages: Iterable[tuple[str, bytes, bytes | None]]) -> int:
+        """Publish (topic, value, key) triples in order; return once all are acknowledged."""
+        pending = []
+        try:
+            for topic, value, key in messages:
+                pending.append(self._producer.send(topic, key=key, value=value))
+            self._producer.flush(timeout=self.ack_timeout)
+            for future in pending:
+                future.get(timeout=self.ack_timeout)
+        except KafkaError as exc:
+            raise _unreachable(self.settings, exc) from exc
+        return len(pending)
+
     @staticmethod
     def _delivery(event: IndicatorEvent, meta: Any) -> Delivery:
         return Delivery(str(event.event_id), meta.topic, meta.partition, meta.offset)

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from kafka import KafkaConsumer, TopicPartition
 
 from ioc.settings import Settings
 from streams.kafka_config import client_config
 
 
-def read_topic(settings: Settings, topic: str, timeout_ms: int = 3000) -> list[bytes]:
-    """Every value currently in ``topic``, in partition then offset order."""
+class Record(NamedTuple):
+    """One record of a topic, where it sits and what it holds."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def read_records(settings: Settings, topic: str, timeout_ms: int = 3000) -> list[Record]:
+    """Every record currently in ``topic``, in partition then offset order."""
     consumer = KafkaConsumer(
         **client_config(settings, "ioc-reader"),
         enable_auto_commit=False,
@@ -21,12 +32,18 @@ def read_topic(settings: Settings, topic: str, timeout_ms: int = 3000) -> list[b
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(assigned)
         end = consumer.end_offsets(assigned)
-        values: list[bytes] = []
+        records: list[Record] = []
         for tp in assigned:
             consumer.seek_to_beginning(tp)
         while any(consumer.position(tp) < end[tp] for tp in assigned):
-            for records in consumer.poll(timeout_ms=500).values():
-                values.extend(record.value for record in records)
-        return values
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(Record(r.partition, r.offset, r.key, r.value) for r in batch)
+        records.sort(key=lambda r: (r.partition, r.offset))
+        return records
     finally:
         consumer.close()
+
+
+def read_topic(settings: Settings, topic: str, timeout_ms: int = 3000) -> list[bytes]:
+    """Every value currently in ``topic``, in partition then offset order."""
+    return [r.value for r in read_records(settings, topic, timeout_ms) if r.value is not None]

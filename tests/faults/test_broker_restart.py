@@ -1,0 +1,88 @@
+"""The broker stops and starts again mid-stream: producers retry, the worker reconnects."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ioc.local.kafka import LocalKafka
+from ioc.local.process import free_port
+from ioc.local.worker import WorkerProcess
+from ioc.settings import Settings
+from tests.faults.conftest import fault_settings
+from tests.faults.harness import (
+    Figures,
+    Ledger,
+    Reference,
+    Sender,
+    compare,
+    exported,
+    kill_points,
+    settle,
+    workload,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+STREAM_SECONDS = 30.0
+DOWN_SECONDS = 5.0
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[LocalKafka]:
+    """A broker of this test's own: restarting it disturbs no other test."""
+    kafka = LocalKafka(
+        Settings(
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            kafka_data_dir=tmp_path / "kafka",
+        )
+    )
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
+def test_broker_restart_mid_stream_loses_nothing(
+    own_broker: LocalKafka, tmp_path: Path, reference: Reference, ledger: Ledger, fault_seed: int
+) -> None:
+    # Producers wait for the broker for up to two minutes before they give up (and say so).
+    settings = fault_settings(own_broker.bootstrap, tmp_path, producer_timeout=120.0)
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker.start()
+    (moment,) = kill_points(random.Random(fault_seed + 2), 1, STREAM_SECONDS)
+    started = time.monotonic()
+    sender = Sender(settings, workload(), STREAM_SECONDS)
+    sender.start()
+    try:
+        time.sleep(max(0.0, started + moment - time.monotonic()))
+        stopped_at = time.monotonic() - started
+        own_broker.stop()
+        time.sleep(DOWN_SECONDS)
+        own_broker.start()
+        back_at = time.monotonic() - started
+        sent = sender.finish(timeout=240)
+        snapshot = settle(settings, 240, "the run with a broker restart")
+        assert worker.alive(), "the worker rode out the restart"
+        values, _ = exported([settings.worker_url])
+    finally:
+        worker.stop()
+    comparison = compare(reference.snapshot, snapshot)
+    ledger.add(
+        Figures(
+            scenario="Broker restart / Khởi động lại Kafka",
+            faults=f"broker down from {stopped_at:.0f} s to {back_at:.0f} s",
+            events=sent,
+            comparison=comparison,
+            seconds=time.monotonic() - started,
+            seed=fault_seed,
+        )
+    )
+    assert comparison.exact, str(comparison)
+    assert values == reference.values
