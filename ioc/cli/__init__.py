@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ioc.cli import agency, catalog, dashboards, kafka, services, simulate, sources
+from ioc.cli import agency, bench, catalog, dashboards, kafka, services, simulate, sources
 from ioc.errors import IOCError
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.command("demo")(services.demo)
 app.command("push")(agency.push)
 app.command("rejects")(agency.rejects)
 app.command("simulate")(simulate.simulate)
+app.command("bench")(bench.bench)
 
 
 def main() -> None:

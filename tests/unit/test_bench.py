@@ -1,0 +1,306 @@
+"""``ioc bench`` without a broker: the data it loads, its statistics, its report."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka.partitioner.default import murmur2
+
+from bench.child import RunnerArgs, RunnerResult, parse_args
+from bench.dataset import Dataset, build_dataset
+from bench.load import Partitioner
+from bench.report import BenchReport, figures, render_table
+from bench.run import QUIX_MISSING, BenchOptions, require_quix
+from bench.stats import peak_rss_bytes, percentile, rate, ratio
+from bench.worker import Progress, histogram_bound, total
+from ioc.errors import ConfigurationError, PrerequisiteMissing
+from streams.catalogue import Catalogue, default_catalogue
+from streams.periods import LOCAL_TZ
+from streams.validation import check_against_catalogue, parse_feed_message
+
+END = datetime(2026, 3, 1, tzinfo=LOCAL_TZ)
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> Catalogue:
+    return default_catalogue()
+
+
+@pytest.fixture(scope="module")
+def dataset(catalogue: Catalogue) -> Dataset:
+    return build_dataset(catalogue, 600, live=80, duplicate_rate=0.05, end=END)
+
+
+# --- the generator ---------------------------------------------------------------------------
+
+
+def test_every_event_keeps_the_contract_and_the_catalogue(
+    catalogue: Catalogue, dataset: Dataset
+) -> None:
+    now = datetime.now(UTC)
+    for record in [*dataset.load, *dataset.live]:
+        event = parse_feed_message(record.value, record.source)
+        assert not hasattr(event, "reason"), (record, event)
+        assert record.key == event.key  # the SDK's key: indicator|area
+        assert record.period == event.period
+        assert check_against_catalogue(event, catalogue, now) is None, record
+
+
+def test_the_preload_has_distinct_keys_then_exact_resends(dataset: Dataset) -> None:
+    originals = dataset.load[: dataset.distinct]
+    resent = dataset.load[dataset.distinct :]
+    assert dataset.distinct == 600
+    assert dataset.duplicates == len(resent) == 30
+    assert len({r.series_period for r in originals}) == 600
+    assert all(r in originals for r in resent)  # byte for byte, same event id
+    assert len({r.value for r in resent}) == 30
+
+
+def test_every_source_is_in_the_preload_even_when_small(catalogue: Catalogue) -> None:
+    small = build_dataset(catalogue, len(catalogue.sources), duplicate_rate=0, end=END)
+    assert small.sources == sorted(catalogue.sources)
+    assert len({r.series_period for r in small.load}) == len(catalogue.sources)
+
+
+def test_live_events_have_keys_of_their_own(catalogue: Catalogue, dataset: Dataset) -> None:
+    assert len(dataset.live) == 80
+    loaded = {r.series_period for r in dataset.load}
+    live = {r.series_period for r in dataset.live}
+    assert len(live) == 80
+    assert not loaded & live
+    assert set(dataset.sources) == set(catalogue.sources)
+
+
+def test_per_source_counts_add_up(dataset: Dataset) -> None:
+    assert sum(dataset.per_source().values()) == len(dataset.load)
+    assert sum(dataset.per_source(originals_only=True).values()) == dataset.distinct
+
+
+def test_events_get_fresh_ids_from_the_sdk(catalogue: Catalogue) -> None:
+    one = build_dataset(catalogue, 50, duplicate_rate=0, end=END)
+    two = build_dataset(catalogue, 50, duplicate_rate=0, end=END)
+    assert [r.series_period for r in one.load] == [r.series_period for r in two.load]
+    assert {r.value for r in one.load}.isdisjoint({r.value for r in two.load})
+
+
+@pytest.mark.parametrize(("events", "rate_"), [(10, 0.0), (100, -0.1), (100, 1.5)])
+def test_impossible_datasets_are_refused(catalogue: Catalogue, events: int, rate_: float) -> None:
+    with pytest.raises(ConfigurationError, match="--"):
+        build_dataset(catalogue, events, duplicate_rate=rate_, end=END)
+
+
+def test_keys_go_to_the_partition_every_project_producer_picks() -> None:
+    """The SDK's kafka-python producer: murmur2 of the key, positive, modulo partitions."""
+    ours = Partitioner(3)
+    keys = [b"population|son-la", b"grdp|moc-chau", b"online_application_rate|x", b"a|b"]
+    assert [ours(key) for key in keys] == [(murmur2(key) & 0x7FFFFFFF) % 3 for key in keys]
+    assert len({ours(key) for key in keys}) > 1
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]  # 1..100, unsorted
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+    assert percentile(values, 0.0) == 1
+    assert percentile([7.0], 0.99) == 7
+    assert percentile([1.0, 2.0, 3.0], 0.5) == 2
+
+
+@pytest.mark.parametrize(("values", "fraction"), [([], 0.5), ([1.0], 1.5), ([1.0], -0.1)])
+def test_percentile_refuses_nonsense(values: list[float], fraction: float) -> None:
+    with pytest.raises(ValueError, match=r"percentile|fraction"):
+        percentile(values, fraction)
+
+
+def test_rates_and_ratios() -> None:
+    assert rate(1000, 2.0) == 500
+    assert rate(1000, 0.0) == 0
+    assert ratio(30.0, 20.0) == 1.5
+    assert ratio(None, 20.0) is None
+    assert ratio(30.0, None) is None
+    assert ratio(30.0, 0.0) is None
+
+
+def test_peak_rss_reads_vmhwm(tmp_path: Path) -> None:
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "status").write_text(
+        "Name:\tpython\nVmPeak:\t  900000 kB\nVmHWM:\t  123456 kB\nVmRSS:\t  100000 kB\n"
+    )
+    assert peak_rss_bytes(42, tmp_path) == 123456 * 1024
+    assert peak_rss_bytes(43, tmp_path) is None
+    own = peak_rss_bytes(os.getpid())
+    assert own is not None
+    assert own > 10 * 2**20
+
+
+# --- the worker's metrics --------------------------------------------------------------------
+
+
+def _bucket(le: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    return ("ioc_processing_latency_seconds_bucket", frozenset({("le", le)}))
+
+
+def test_histogram_bound_counts_only_the_interval() -> None:
+    before = {_bucket("0.05"): 10.0, _bucket("0.1"): 10.0, _bucket("0.25"): 10.0}
+    before[_bucket("+Inf")] = 10.0
+    after = {_bucket("0.05"): 60.0, _bucket("0.1"): 108.0, _bucket("0.25"): 109.0}
+    after[_bucket("+Inf")] = 110.0  # 100 new: 50 <= 50 ms, 98 <= 100 ms, 99 <= 250 ms
+    assert histogram_bound(after, before, 0.5) == 0.05
+    assert histogram_bound(after, before, 0.98) == 0.1
+    assert histogram_bound(after, before, 0.99) == 0.25
+    assert histogram_bound(after, before, 1.0) == float("inf")
+    assert histogram_bound(before, before, 0.5) is None
+
+
+def test_totals_sum_the_matching_series() -> None:
+    samples = {
+        ("ioc_batch_events_sum", frozenset({("agent", "evaluate")})): 120.0,
+        ("ioc_batch_events_sum", frozenset({("agent", "validate")})): 130.0,
+        ("ioc_events_received_total", frozenset({("source", "ict")})): 100.0,
+        ("ioc_events_received_total", frozenset({("source", "tax")})): 30.0,
+    }
+    assert total(samples, "ioc_events_received_total") == 130
+    assert total(samples, "ioc_batch_events_sum", agent="evaluate") == 120
+    assert Progress(received=130, evaluated=120, dropped=10).finished == 130
+
+
+# --- the peer's job (Quix's state replaced by a dict) ----------------------------------------
+
+
+class FakeState:
+    """The part of Quix's per-key State the job uses."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self.values[key] = value
+
+    def delete(self, key: str) -> None:
+        self.values.pop(key, None)
+
+
+def test_the_peer_job_validates_dedupes_keeps_latest_and_counts(
+    catalogue: Catalogue, dataset: Dataset, tmp_path: Path
+) -> None:
+    peer = pytest.importorskip("bench.peer")  # needs the optional dependency (`.[bench]`)
+    job_class, latest = peer.PeerJob, peer.LATEST
+
+    args = RunnerArgs("127.0.0.1:9", "p.", "g", len(dataset.load), tmp_path / "r.json")
+    job = job_class(catalogue, args)
+    states: dict[bytes, FakeState] = {}
+    for offset, record in enumerate([*dataset.load, b"not json"]):
+        if isinstance(record, bytes):  # a broken message on the ict feed
+            job.handle("p.ioc.feed.ict", "x", record, b"k|a", 0, FakeState())  # type: ignore[arg-type]
+            continue
+        state = states.setdefault(record.key, FakeState())
+        topic = f"p.ioc.feed.{record.source}"
+        job.handle(topic, f"{topic}/0/{offset}", record.value, record.key, 0, state)  # type: ignore[arg-type]
+    counts = job.counts()
+    assert counts["received"] == len(dataset.load) + 1
+    assert counts["accepted"] == dataset.distinct
+    assert counts["duplicates"] == dataset.duplicates
+    assert counts["rejected"] == 1
+    assert counts["per_source"] == dict(sorted(dataset.per_source(originals_only=True).items()))
+    newest: dict[bytes, str] = {}
+    for record in dataset.load:
+        newest[record.key] = max(newest.get(record.key, ""), record.period)
+    assert {key: state.get(latest)[0] for key, state in states.items()} == newest
+    assert job.result.seen == len(dataset.load)  # the pre-load; the broken one was live
+    assert job.result.counts["accepted"] == dataset.distinct
+
+
+def test_a_missing_peer_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    with pytest.raises(PrerequisiteMissing) as caught:
+        require_quix()
+    assert "pip install -e '.[bench]'" in str(caught.value)
+    assert str(caught.value) == QUIX_MISSING
+    assert caught.value.exit_code == 6
+
+
+# --- child protocol and report ---------------------------------------------------------------
+
+
+def test_runner_args_survive_the_command_line(tmp_path: Path) -> None:
+    args = RunnerArgs("h:1", "x.", "grp", 10, tmp_path / "r.json", live=5, timeout=7.0)
+    assert parse_args(args.argv()) == args
+
+
+def _report() -> BenchReport:
+    def result(seen: int, seconds: float, latencies: list[int], **counts: Any) -> RunnerResult:
+        return RunnerResult(
+            seen=seen,
+            seconds=seconds,
+            peak_rss_bytes=100 * 2**20,
+            counts=counts,
+            samples=[[0, lat] for lat in latencies],
+        )
+
+    return BenchReport(
+        events=1000,
+        duplicates=10,
+        sources=41,
+        partitions=2,
+        live_events=100,
+        offered_rate=2000,
+        preload_seconds=1.5,
+        runners=[
+            figures("raw", 1, 1010, result(1010, 0.01, list(range(1, 101)), decoded=1010)),
+            figures("peer", 1, 1010, result(1010, 1.0, [5] * 100, accepted=1000, duplicates=10)),
+            figures("worker", 1, 1010, result(1010, 0.5, [20] * 99 + [300], accepted=1000)),
+            figures("worker", 2, 1010, result(1010, 0.25, [30] * 100, partial=True)),
+        ],
+        machine={"cores": 2, "load_before": 1.0, "load_after": 2.0},
+    )
+
+
+def test_report_figures_and_ratios() -> None:
+    report = _report()
+    raw, _, worker = report.runners[:3]
+    assert raw.events_per_second == 101_000
+    assert (raw.p50_ms, raw.p99_ms) == (50, 99)
+    assert (worker.p50_ms, worker.p99_ms) == (20, 20)  # 99 of 100 at 20 ms
+    assert worker.live_events == 100
+    ratios = report.ratios
+    assert ratios["ours_vs_peer"] == pytest.approx(2.0)
+    assert ratios["ours_vs_raw"] == pytest.approx(2020 / 101_000)
+    assert ratios["two_workers_vs_one"] == pytest.approx(2.0)
+    data = report.to_json()
+    assert data["messages"] == 1010
+    assert [r["name"] for r in data["runners"]] == ["raw", "peer", "worker", "worker"]
+    assert data["runners"][2]["counts"] == {"accepted": 1000}
+
+
+def test_the_table_is_vietnamese_first_with_every_runner() -> None:
+    table = render_table(_report())
+    lines = table.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("Bộ chạy"))
+    assert lines[header + 1].startswith("Runner")
+    assert "Sự kiện/s" in lines[header]
+    assert "Events/s" in lines[header + 1]
+    rows = [line.split()[0] for line in lines[header + 3 : header + 7]]
+    assert rows == ["raw", "peer", "worker", "worker"]
+    assert "2.00×" in table  # ours over the peer
+    assert "101,000" in table
+    assert "*" in lines[header + 6]  # the partial run is marked
+    assert "Tỷ lệ / Ratios" in table
+
+
+def test_default_options_are_the_issues() -> None:
+    options = BenchOptions()
+    assert options.events == 1_000_000
+    assert options.live_events == 40_000
+    assert Counter(vars(options).keys()) >= Counter({"rate": 1, "workers": 1})
