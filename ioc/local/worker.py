@@ -20,6 +20,9 @@ def http_get(url: str, timeout: float = 2.0) -> bytes | None:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             body: bytes = response.read()
             return body if response.status == 200 else None
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the connection (a 503 from /readyz while a worker recovers)
+        return None
     except (urllib.error.URLError, OSError):
         return None
 

@@ -75,6 +75,7 @@ def test_two_then_three_workers_join_and_leave_while_traffic_flows(
 
         wait_until(exported_once, 90, "each series exported once by the two survivors")
         values, seen = exported(survivors)
+        shares = [exported([url])[0] for url in survivors]
     finally:
         for w in (a, b, c, d):
             w.stop()
@@ -92,5 +93,4 @@ def test_two_then_three_workers_join_and_leave_while_traffic_flows(
     assert comparison.exact, str(comparison)
     assert values == reference.values
     assert max(seen.values()) == 1, "a series exported by two workers"
-    per_worker = [exported([url])[0] for url in survivors]
-    assert all(per_worker), "both survivors own a share"
+    assert all(shares), "both survivors own a share"
