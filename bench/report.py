@@ -95,6 +95,21 @@ class BenchReport:
             "two_workers_vs_peer": ratio(self._rate("worker", 2), self._rate("peer")),
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BenchReport:
+        """The report :meth:`to_json` wrote (for rendering a saved run as a table)."""
+        return cls(
+            events=data["events"],
+            duplicates=data["duplicates"],
+            sources=data["sources"],
+            partitions=data["partitions"],
+            live_events=data["live_events"],
+            offered_rate=data["offered_rate"],
+            preload_seconds=data["preload_seconds"],
+            runners=[RunnerFigures(**runner) for runner in data["runners"]],
+            machine=data.get("machine", {}),
+        )
+
     def to_json(self) -> dict[str, Any]:
         """The report as plain JSON types."""
         return {
@@ -136,6 +151,7 @@ COLUMNS: Sequence[tuple[str, str]] = (
     ("Đã nhận", "Received"),
     ("Chấp nhận", "Accepted"),
     ("Trùng lặp", "Duplicates"),
+    ("Mất", "Lost"),
 )
 
 
@@ -155,6 +171,7 @@ def render_table(report: BenchReport) -> str:
                 "—" if received is None else f"{received:,}",
                 _count(one.counts, "accepted"),
                 _count(one.counts, "duplicates"),
+                _count(one.counts, "lost"),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]

@@ -38,8 +38,10 @@ from ioc.settings import Settings
 from streams.catalogue import Catalogue
 from streams.topics import Topics
 
-#: A run fails when the evaluated count stops moving for this long.
+#: A run fails when the counts stop moving for this long before every message is received.
 STALL_SECONDS = 120.0
+#: Every message received and the counts still for this long: the rest were lost.
+QUIET_SECONDS = 30.0
 
 #: Longest pause between two scrapes: Prometheus' default scrape interval. A scrape renders
 #: every series the worker holds (tenths of a second once it holds thousands), so the worker
@@ -163,8 +165,13 @@ class WorkerRun:
     ) -> tuple[float, Progress]:
         """Poll until ``messages`` are received and ``events`` evaluated, or ``limit``
         seconds after ``began`` (``perf_counter``); return when that was seen, and the
-        progress then. ``start`` is the progress at ``began``, to pace the polls."""
-        last, moved = start, time.monotonic()
+        progress then. ``start`` is the progress at ``began``, to pace the polls.
+
+        When every message is received but the counts stop moving for :data:`QUIET_SECONDS`,
+        some events were lost on the way (an agent crashed on them): return the last moment
+        the counts moved. A run stuck before all messages are received is an error.
+        """
+        last, moved, moved_at = start, time.monotonic(), began
         while True:
             now_progress = self.progress()
             now = time.perf_counter()
@@ -173,7 +180,9 @@ class WorkerRun:
             if limit is not None and now - began >= limit:
                 return now, now_progress
             if now_progress != last:
-                last, moved = now_progress, time.monotonic()
+                last, moved, moved_at = now_progress, time.monotonic(), now
+            elif now_progress.received >= messages and time.monotonic() - moved > QUIET_SECONDS:
+                return moved_at, now_progress
             elif time.monotonic() - moved > STALL_SECONDS:
                 raise ServiceStartError(
                     f"worker dừng ở {now_progress.received:,}/{messages:,} bản tin / workers "
@@ -268,8 +277,11 @@ def measure_workers(
         result.seconds = finished - began
         result.seen = end.finished - start.finished
         result.counts = _counts(run.scrapes(), start)
-        partial = end.received < len(dataset.load) or end.evaluated < dataset.distinct
+        partial = end.received < len(dataset.load) or (
+            end.evaluated < dataset.distinct and not _quiet_loss(end, dataset)
+        )
         result.counts["partial"] = partial
+        result.counts["lost"] = _lost(end, dataset) if not partial else None
         rss = run.peak_rss()
         result.counts["peak_rss_per_process"] = rss
         result.peak_rss_bytes = max((r for r in rss if r is not None), default=None)
@@ -307,11 +319,26 @@ def _latency_run(
     samples = _latencies(run.settings[0], dataset.live, paced.produced_ms)
     return samples, {
         "live_on_fresh_workers": fresh,
+        "live_lost": len(dataset.live) - len(samples),
         "live_offered_rate": paced.offered_rate,
         "live_matched": len(samples),
-        "histogram_p50_le": _bound(after, before, 0.50),
-        "histogram_p99_le": _bound(after, before, 0.99),
+        "histogram_p50_le": _shown(_bound(after, before, 0.50)),
+        "histogram_p99_le": _shown(_bound(after, before, 0.99)),
     }
+
+
+def _shown(bound: float | None) -> float | str | None:
+    """A bucket bound for JSON: ``+Inf`` (past the last bound) as Prometheus writes it."""
+    return "+Inf" if bound == float("inf") else bound
+
+
+def _lost(end: Progress, dataset: Dataset) -> int:
+    """Accepted events the evaluate stage never finished (it crashed on their batch)."""
+    return max(0, dataset.distinct - end.evaluated) if end.received >= len(dataset.load) else 0
+
+
+def _quiet_loss(end: Progress, dataset: Dataset) -> bool:
+    return end.received >= len(dataset.load) and end.evaluated < dataset.distinct
 
 
 def _bound(after: list[Samples], before: list[Samples], fraction: float) -> float | None:

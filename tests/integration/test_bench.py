@@ -80,6 +80,8 @@ def test_bench_measures_every_runner_on_exactly_the_data(
     )
     assert worker["rejected"] == 0
     assert worker["evaluated"] == EVENTS
+    assert worker["lost"] == 0
+    assert worker["live_lost"] == 0
     assert runners["worker"]["timed"] == EVENTS + RESENT - worker["finished_before_clock"]
     assert worker["live_matched"] == LIVE
     assert worker["histogram_p99_le"] is not None
