@@ -8,6 +8,7 @@ by the catalogue: sources, indicators, areas, alert names; never event ids or fr
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, cast
@@ -17,7 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from agents.ownership import owned_rows
-from agents.quality import STATUS_CODE, aggregate_over_time, assess_target, target_for
+from agents.quality import STATUS_CODE, aggregate_over_time, assess_target
+from streams.catalogue import Indicator, Target
 from streams.validation import REJECTION_REASONS
 
 if TYPE_CHECKING:
@@ -125,6 +127,10 @@ class PipelineMetrics:
                 self.rejected.labels(source, reason)
 
 
+def _year(target: Target) -> int:
+    return target.year
+
+
 def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, labels=labels)
 
@@ -137,6 +143,16 @@ class SeriesCollector(Collector):
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
+        self._targets: dict[tuple[str, str], list[Target]] = {}
+
+    def target(self, indicator: Indicator, area: str, year: int) -> Target | None:
+        """:func:`target_for`, with the targets of each (indicator, area) sorted once (the
+        catalogue does not change while the worker runs): a scrape reads thousands of rows."""
+        ordered = self._targets.get((indicator.code, area))
+        if ordered is None:
+            ordered = sorted((t for t in indicator.targets if t.area == area), key=_year)
+            self._targets[indicator.code, area] = ordered
+        return next((t for t in ordered if t.year >= year), None)
 
     def collect(self) -> Iterator[Metric]:
         """Yield the families; read the tables now."""
@@ -177,11 +193,14 @@ class SeriesCollector(Collector):
             value.add_metric(labels, current)
             period = indicator.parse_period(latest)
             period_start.add_metric(labels, period.start.timestamp())
-            same_year = [periods[p][0] for p in sorted(periods) if p[:4] == latest[:4]]
+            # Periods of one series share a format, so those of the latest's year are the
+            # sorted tail from the bare year on.
+            ordered = sorted(periods)
+            same_year = [periods[p][0] for p in ordered[bisect_left(ordered, latest[:4]) :]]
             total = aggregate_over_time(indicator, same_year)
             if total is not None:
                 ytd.add_metric(labels, total)
-            goal = target_for(indicator, row["area"], period.start.year)
+            goal = self.target(indicator, row["area"], period.start.year)
             if goal is not None:
                 standing = assess_target(current, goal, margin)
                 target.add_metric(labels, goal.value)

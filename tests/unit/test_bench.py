@@ -6,11 +6,16 @@ import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 from kafka.partitioner.default import murmur2
+from prometheus_client import CollectorRegistry
 
+from agents.metrics import PipelineMetrics, SeriesCollector
+from agents.quality import target_for
 from bench.child import RunnerArgs, RunnerResult, parse_args
 from bench.dataset import Dataset, build_dataset
 from bench.load import Partitioner
@@ -284,6 +289,12 @@ def test_report_figures_and_ratios() -> None:
     assert data["runners"][2]["counts"] == {"accepted": 1000}
 
 
+def test_a_saved_report_renders_the_same_table() -> None:
+    report = _report()
+    saved = orjson.loads(orjson.dumps(report.to_json()))
+    assert render_table(BenchReport.from_json(saved)) == render_table(report)
+
+
 def test_the_table_is_vietnamese_first_with_every_runner() -> None:
     table = render_table(_report())
     lines = table.splitlines()
@@ -304,3 +315,44 @@ def test_default_options_are_the_issues() -> None:
     assert options.events == 1_000_000
     assert options.live_events == 40_000
     assert Counter(vars(options).keys()) >= Counter({"rate": 1, "workers": 1})
+
+
+# --- the worker's optimisations keep its behaviour -------------------------------------------
+
+
+def test_cached_targets_are_target_for(catalogue: Catalogue) -> None:
+    collector = SeriesCollector(SimpleNamespace(catalogue=catalogue))  # type: ignore[arg-type]
+    checked = 0
+    for indicator in catalogue.indicators.values():
+        for area in {t.area for t in indicator.targets} | {"son-la", "moc-chau"}:
+            for year in range(2018, 2034):
+                assert collector.target(indicator, area, year) == target_for(
+                    indicator, area, year
+                ), (indicator.code, area, year)
+                checked += 1
+    assert checked > 1000
+    assert any(t.targets for t in catalogue.indicators.values())
+
+
+def test_fast_labels_are_the_same_children() -> None:
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry, ["ict"])
+    child = metrics.rejected.labels("ict", "not_json")
+    assert metrics.rejected.labels("ict", "not_json") is child
+    assert metrics.rejected.labels(source="ict", reason="not_json") is child
+    child.inc()
+    metrics.rejected.labels("tax", "empty").inc(2)  # a new label set: prometheus' own path
+    metrics.batch_size.labels("evaluate").observe(3)
+    assert (
+        registry.get_sample_value(
+            "ioc_events_rejected_total", {"source": "ict", "reason": "not_json"}
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value("ioc_events_rejected_total", {"source": "tax", "reason": "empty"})
+        == 2
+    )
+    assert registry.get_sample_value("ioc_batch_events_sum", {"agent": "evaluate"}) == 3
+    with pytest.raises(ValueError, match="Incorrect label count"):
+        metrics.received.labels("ict", "extra")
