@@ -2,12 +2,20 @@
 
 Data flow inside the worker (every topic under ``IOC_TOPIC_PREFIX``)::
 
-    ioc.feed.<source> ──validate──► ioc.indicators ──evaluate──► table series
-      (raw bytes; table seen)  │      (key indicator|area)  │
-                               ▼                            ├─► internal.rollups  ─► table rollups
-                        ioc.deadletter                      ├─► internal.rules    ─► rule_inputs
-                                                            └─► internal.receipts ─► table reporting
+    ioc.feed.<source> ──ingest: validate, dedupe, evaluate──► tables seen, series
+      (raw bytes, key indicator|area)  │   │                ├─► internal.rollups  ─► table rollups
+                                       │   ▼                ├─► internal.rules    ─► rule_inputs
+                                       │  ioc.indicators    └─► internal.receipts ─► table reporting
+                                       ▼  (published, validated)
+                                ioc.deadletter
     every stage's alert transitions ─► ioc.alerts; ticks of the clock ─► internal.receipts
+
+Validation and evaluation are one agent: a feed message's key (``indicator|area``) is the key
+of its series, so the series lives on the feed partition's changelog partition, and reading
+every event back from ``ioc.indicators`` would only cost a second trip through Kafka and
+Faust. ``ioc.indicators`` remains the published stream of validated events for other
+consumers. What goes to another key's partition (rollups to the parent area, rules, receipts
+per source) is grouped per key and batch: one record carries the batch's items for its key.
 
 Feed topics are consumed as raw bytes and parsed inside the agent: a typed Faust agent would
 crash on the first malformed message (``ValueDecodeError``), and no payload may stop the
@@ -19,32 +27,34 @@ partition. Derived numbers (targets, year-to-date, rates) are computed at scrape
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
 from prometheus_client import CollectorRegistry
-from pydantic import ValidationError
 
 from agents.alerts import AlertBook, Transition, fingerprint
 from agents.batching import BatchedTable
-from agents.gatekeeper import Duplicate, Forward, Gatekeeper
+from agents.gatekeeper import Duplicate, Forward, Gatekeeper, position_of
 from agents.metrics import PipelineMetrics, register_collectors
 from agents.quality import (
     Figure,
+    TargetIndex,
+    add_child,
     assess_target,
-    merge_child,
     modified_z_score,
     percent_change,
-    target_for,
+    settle_period,
+    with_period,
 )
 from agents.timeliness import assess_source, record_receipt
-from agents.transport import Transport
+from agents.transport import BatchProducer, OutRecord, Transport
 from agents.web import register_views
 from ioc.clock import Clock
 from ioc.settings import Settings
@@ -64,8 +74,15 @@ RAW: dict[str, Any] = {
 }
 #: Periods of history kept per series (enough for outliers of daily series over two months).
 KEEP_PERIODS = 60
+#: Earlier periods an outlier is judged against.
+HISTORY_PERIODS = 24
+#: Periods kept per rollup: only the newest is exported (metrics, wall); a few more take late
+#: reports. A batch rewrites each rollup it touches whole, children of every period kept.
+ROLLUP_KEEP_PERIODS = 4
+#: Bytes the producer gathers per partition before a send must wait for it to be sent.
+PRODUCER_BATCH_BYTES = 512 * 1024
 #: Events taken per batch, and how long a batch waits to fill.
-BATCH_SIZE = 500
+BATCH_SIZE = 1000
 BATCH_WITHIN = 0.05
 
 
@@ -127,6 +144,10 @@ def create_app(
         web_port=settings.worker_port,
         web_bind=settings.worker_host,
         producer_acks=-1,
+        # One batch per partition fills up, then every send waits until the sender has taken
+        # it: with 16 KiB (the default) and table rows of a few KiB, the agents waited for a
+        # broker round trip every few records. The broker accepts 1 MiB (message.max.bytes).
+        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         # A crashed worker (no LeaveGroup) holds its partitions until its session expires:
         # Faust's 60 s default is a minute of silence on the wall; heartbeats every third.
         broker_session_timeout=settings.session_timeout,
@@ -153,6 +174,112 @@ def _json(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+class Batch:
+    """What one batch of one agent reads and writes.
+
+    Tables are read and written through :class:`BatchedTable` overlays (one changelog record
+    per key, at :meth:`close`). Records for other keys' partitions are *posted*: the items
+    posted to one (topic, key) go out as one record, ``{"items": [...]}``, in posting order.
+    """
+
+    def __init__(
+        self,
+        out: Outgoing,
+        tables: Mapping[str, Any],
+        alert_tables: Mapping[str, Any],
+        clock: Clock,
+    ) -> None:
+        self.out = out
+        self.tables = {name: BatchedTable(table.data) for name, table in tables.items()}
+        self.alerts = {name: BatchedTable(table.data) for name, table in alert_tables.items()}
+        self.books = {name: AlertBook(table, clock) for name, table in self.alerts.items()}
+        self._changelogs = [
+            (overlay, _changelog_of(table))
+            for overlays, source in ((self.tables, tables), (self.alerts, alert_tables))
+            for (overlay, table) in ((overlays[name], source[name]) for name in source)
+        ]
+        self.outbox: dict[tuple[str, bytes], list[Any]] = {}
+        #: Items of the batch handled per step, for ``ioc_batch_events{agent=step}``.
+        self.counts: dict[str, int] = {}
+
+    def at(self, event: Any) -> None:
+        """Make ``event`` the one whose partition the next table writes belong to."""
+        for overlay, _ in self._changelogs:
+            overlay.event = event
+
+    def post(self, topic: str, key: bytes, item: Any) -> None:
+        """Queue ``item`` for the record of ``key`` on ``topic``."""
+        self.outbox.setdefault((topic, key), []).append(item)
+
+    def count(self, step: str) -> None:
+        """One more item handled by ``step``."""
+        self.counts[step] = self.counts.get(step, 0) + 1
+
+    async def close(self) -> None:
+        """Write every touched table key once, and send every record of the batch."""
+        add = self.out.add
+        for overlay, changelog in self._changelogs:
+            for record in overlay.flush():
+                add(changelog, record.key, record.value, record.partition)
+        for (topic, key), items in self.outbox.items():
+            add(topic, key, _json({"items": items}))
+        self.outbox.clear()
+        await self.out.send()
+
+
+def _changelog_of(table: Any) -> str:
+    name: str = table.changelog_topic.get_topic_name()
+    return name
+
+
+class Outgoing:
+    """The records of one batch, handed to the producer as record batches when it closes.
+
+    Faust's ``Topic.send`` wraps each record in futures, callbacks and sensor calls, and
+    aiokafka's ``send`` gives each its own future: several times the cost of the record.
+    These records are bytes already; they go to the producer Faust runs
+    (:class:`agents.transport.BatchProducer`), which Faust flushes before every offset
+    commit, so nothing a batch produced can be committed past before it is in Kafka. A
+    batch the producer finally fails to deliver (after its own retries) is logged and
+    counted (``ioc_internal_errors_total{stage="produce"}``), never dropped unseen.
+    """
+
+    def __init__(self, app: faust.App, metrics: PipelineMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.records: dict[str, list[OutRecord]] = {}
+
+    def add(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp: float | None = None,
+    ) -> None:
+        """Queue one record; ``timestamp`` in seconds (None: when it is sent)."""
+        timestamp_ms = round(timestamp * 1000) if timestamp else None
+        self.records.setdefault(topic, []).append(OutRecord(partition, key, value, timestamp_ms))
+
+    async def send(self) -> None:
+        """Hand every queued record to the producer (not waiting for the broker)."""
+        records, self.records = self.records, {}
+        producer = cast(BatchProducer, self.app.producer)
+        for topic, batch in records.items():
+            for delivery in await producer.send_records(topic, batch):
+                delivery.add_done_callback(self._delivered)
+            self.metrics.produced.inc(len(batch))
+
+    def _delivered(self, delivery: asyncio.Future[Any]) -> None:
+        error = asyncio.CancelledError() if delivery.cancelled() else delivery.exception()
+        if error is not None:
+            self.metrics.internal_errors.labels("produce").inc()
+            log.error("Không gửi được một lô bản ghi / A record batch was not produced: %r", error)
+
+
+Handler = Callable[[Any, Batch], Awaitable[None]]
+
+
 class _Agents:
     """Declares the topics, tables and agents of one Monitor."""
 
@@ -163,16 +290,16 @@ class _Agents:
         self.clock = monitor.clock
         self.metrics = monitor.metrics
         self.margin = monitor.settings.target_margin
+        self.target_for = TargetIndex()
         topics = monitor.topics
         self.feeds = self.app.topic(
             *(topics.feed(s) for s in sorted(self.catalogue.sources)), **RAW
         )
-        self.indicators = self.app.topic(topics.indicators, **RAW)
-        self.deadletter = self.app.topic(topics.deadletter, **RAW)
-        self.alerts = self.app.topic(topics.alerts, **RAW)
         self.rollups = self.app.topic(topics.rollups, **RAW)
         self.rules = self.app.topic(topics.rules, **RAW)
         self.receipts = self.app.topic(topics.receipts, **RAW)
+        self.sources = {topics.feed(s): s for s in self.catalogue.sources}
+        self.names = topics
 
     def _table(self, name: str) -> Any:
         # No key_type/value_type: plain JSON. Faust's recovery calls ``value_type.from_data``,
@@ -181,91 +308,99 @@ class _Agents:
         self.monitor.tables[name] = table
         return table
 
-    # Every send below passes ``force=True``: Faust would otherwise *attach* it to the stream's
-    # current event and publish it only when that event's offset is committed. In a batch the
-    # current event is one event of the batch, often on another partition than the event that
-    # caused the send, so a partition's offsets could be committed while its forwarded records
-    # were still waiting in memory: a kill -9 then lost them (found by tests/faults). Sent at
-    # once, they are in the producer, which Faust flushes before every offset commit.
+    # Every record goes to the producer at once (:class:`Producer`). Faust's ``Topic.send``
+    # without ``force`` would *attach* it to the stream's current event and publish it only
+    # when that event's offset is committed. In a batch the current event is one event of the
+    # batch, often on another partition than the event that caused the send, so a partition's
+    # offsets could be committed while its forwarded records were still waiting in memory: a
+    # kill -9 then lost them (found by tests/faults). In the producer, they are flushed before
+    # every offset commit.
 
     def _batched_agent(
         self,
         topic: Any,
         name: str,
-        state_table: Any,
-        alert_table: Any | None,
-        handle: Callable[[Any, BatchedTable, AlertBook], Awaitable[None]],
+        tables: Mapping[str, Any],
+        alert_tables: Mapping[str, Any],
+        handle: Handler,
     ) -> None:
         """Declare an agent that handles ``topic`` in batches, message by message.
 
-        Each batch reads and writes its state and alert tables through :class:`BatchedTable`
-        overlays, flushed once at the end of the batch (one changelog write per key).
+        Each batch reads and writes its tables through one :class:`Batch`, closed at the end
+        of the batch (one changelog write per key, one record per posted key).
         """
 
         async def agent(stream: Any) -> None:
-            async for batch in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
-                state = BatchedTable(state_table)
-                alerts = BatchedTable(alert_table if alert_table is not None else {})
-                book = AlertBook(alerts, self.clock)
-                for event in batch:
-                    state.event = alerts.event = event
-                    await handle(event.message, state, book)
-                state.flush()
-                if alert_table is not None:
-                    alerts.flush()
-                self.metrics.batch_size.labels(name).observe(len(batch))
+            async for events in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
+                out = Outgoing(self.app, self.metrics)
+                batch = Batch(out, tables, alert_tables, self.clock)
+                for event in events:
+                    batch.at(event)
+                    await handle(event.message, batch)
+                await batch.close()
+                self.metrics.batch_size.labels(name).observe(len(events))
+                for step, handled in batch.counts.items():
+                    self.metrics.batch_size.labels(step).observe(handled)
 
         agent.__name__ = agent.__qualname__ = name
         self.app.agent(topic, name=name)(agent)
 
     def register(self) -> None:
         """Declare every agent and the tick timer."""
-        self._validate()
-        self._evaluate()
+        self._ingest()
         self._rollup()
         self._rules()
         self._reporting()
 
-    async def _emit(self, transition: Transition | None) -> None:
+    def _emit(self, out: Outgoing, transition: Transition | None) -> None:
         if transition is None:
             return
         self.metrics.alert_transitions.labels(transition.alertname, transition.status).inc()
-        await self.alerts.send(
-            force=True,
-            key=transition.fingerprint.encode(),
-            value=transition.model_dump_json().encode(),
+        out.add(
+            self.names.alerts,
+            transition.fingerprint.encode(),
+            transition.model_dump_json().encode(),
         )
 
-    # --- stage 1: validate -------------------------------------------------------------------
-    def _validate(self) -> None:
-        seen = self._table("validator_seen")
-        alert_state = self._table("alerts_ingest")
-        self._batched_agent(self.feeds, "validate", seen, alert_state, self._judge)
+    # --- stage 1: validate, dedupe and evaluate each feed message ----------------------------
+    def _ingest(self) -> None:
+        tables = {"seen": self._table("validator_seen"), "series": self._table("series")}
+        alerts = {"ingest": self._table("alerts_ingest"), "series": self._table("alerts_series")}
+        self._batched_agent(self.feeds, "validate", tables, alerts, self._judge)
 
-    async def _judge(self, message: Any, seen: BatchedTable, book: AlertBook) -> None:
+    async def _judge(self, message: Any, batch: Batch) -> None:
         metrics = self.metrics
-        gatekeeper = Gatekeeper(self.catalogue, self.clock, seen)
-        source = self.monitor.topics.source_of(message.topic) or "unknown"
+        gatekeeper = Gatekeeper(self.catalogue, self.clock, batch.tables["seen"])
+        source = self.sources.get(message.topic, "unknown")
         metrics.received.labels(source).inc()
-        origin = f"{message.topic}/{message.partition}/{message.offset}"
+        origin = position_of(message.partition, message.offset)
         outcome = gatekeeper.judge(message.value, message.key, source, origin)
+        book = batch.books["ingest"]
         if isinstance(outcome, Forward):
             event = outcome.event
-            await self.indicators.send(
-                force=True, key=event.key, value=event.to_json(), timestamp=message.timestamp
+            # The event's key is its feed message's, so it keeps the feed's partition (the
+            # topics have the same partitions; the producer checks, else hashes the key).
+            batch.out.add(
+                self.names.indicators,
+                event.key,
+                event.to_json(),
+                message.partition,
+                message.timestamp,
             )
             metrics.accepted.labels(source).inc()
             if outcome.correction:
                 metrics.corrections.labels(source).inc()
-            await self._emit(
+            self._emit(
+                batch.out,
                 book.assess(
                     "value_out_of_range",
                     active=False,
                     source=source,
                     indicator=event.indicator,
                     area=event.area,
-                )
+                ),
             )
+            await self._evaluate_one(event, message, batch)
         elif isinstance(outcome, Duplicate):
             metrics.duplicates.labels(source).inc()
         else:
@@ -279,13 +414,12 @@ class _Agents:
                 offset=message.offset,
                 received_at=datetime.now(UTC),
             )
-            await self.deadletter.send(
-                force=True, key=source.encode(), value=record.model_dump_json().encode()
-            )
+            batch.out.add(self.names.deadletter, source.encode(), record.model_dump_json().encode())
             metrics.rejected.labels(source, rejection.reason).inc()
             if rejection.reason == "out_of_range" and outcome.event is not None:
                 event = outcome.event
-                await self._emit(
+                self._emit(
+                    batch.out,
                     book.assess(
                         "value_out_of_range",
                         active=True,
@@ -295,28 +429,11 @@ class _Agents:
                         severity="warning",
                         summary_vi=f"Giá trị {event.value:g} ngoài khoảng hợp lệ",
                         summary_en=f"Value {event.value:g} is out of the valid range",
-                    )
+                    ),
                 )
 
-    # --- stage 2: evaluate each validated value ----------------------------------------------
-    def _evaluate(self) -> None:
-        series_table = self._table("series")
-        alert_state = self._table("alerts_series")
-        self._batched_agent(self.indicators, "evaluate", series_table, alert_state, self._parse)
-
-    async def _parse(self, message: Any, series: BatchedTable, book: AlertBook) -> None:
-        try:
-            event = IndicatorEvent.from_json(message.value)
-        except ValidationError as exc:
-            # Only the validator writes here; anything else is a bug or an intruder.
-            self.metrics.internal_errors.labels("evaluate").inc()
-            log.error("Invalid record on the indicators topic skipped: %s", exc)
-            return
-        await self._evaluate_one(event, message, series, book)
-
-    async def _evaluate_one(
-        self, event: IndicatorEvent, message: Any, series: BatchedTable, book: AlertBook
-    ) -> None:
+    async def _evaluate_one(self, event: IndicatorEvent, message: Any, batch: Batch) -> None:
+        series = batch.tables["series"]
         indicator = self.catalogue.indicators[event.indicator]
         period = indicator.parse_period(event.period)
         key = f"{event.indicator}|{event.area}"
@@ -327,73 +444,75 @@ class _Agents:
             "level": self.catalogue.level_of(event.area),
             "periods": {},
         }
-        periods: dict[str, list[Any]] = dict(entry["periods"])
-        periods[event.period] = [
-            event.value,
-            event.numerator,
-            event.denominator,
-            event.sent_at.isoformat(),
-        ]
-        ordered = sorted(periods)
-        periods = {p: periods[p] for p in ordered[-KEEP_PERIODS:]}
+        periods = with_period(
+            entry["periods"],
+            event.period,
+            [event.value, event.numerator, event.denominator, event.sent_at.isoformat()],
+            KEEP_PERIODS,
+        )
         series[key] = {**entry, "periods": periods}
+        ordered = list(periods)
+        batch.count("evaluate")
         if message.timestamp:
-            # The record keeps the agency's produce time (the validator forwards it), and
-            # Faust gives timestamps in seconds. Latency is wall time, whatever the clock.
+            # The record keeps the agency's produce time, and Faust gives timestamps in
+            # seconds. Latency is wall time, whatever the clock.
             self.metrics.latency.observe(max(0.0, time.time() - message.timestamp))
 
         if event.period == ordered[-1]:  # judge only the newest period, not old corrections
-            history = [periods[p][0] for p in ordered[:-1]]
-            await self._quality(event, indicator, history, book)
+            history = [periods[p][0] for p in ordered[-1 - HISTORY_PERIODS : -1]]
+            self._quality(event, indicator, history, batch)
         figure: Figure = (event.value, event.numerator, event.denominator)
-        await self._contribute(indicator, event.area, event.area, period, figure, "r")
+        self._contribute(batch, indicator, event.area, event.area, period, figure, "r")
         for rule in self.catalogue.rules_for(event.indicator):
-            await self.rules.send(
-                force=True,
-                key=f"{rule.code}|{event.area}".encode(),
-                value=_json(
-                    {
-                        "rule": rule.code,
-                        "indicator": event.indicator,
-                        "area": event.area,
-                        "period": event.period,
-                        "value": event.value,
-                    }
-                ),
-            )
-        await self.receipts.send(
-            force=True,
-            key=event.source.encode(),
-            value=_json(
+            batch.post(
+                self.names.rules,
+                f"{rule.code}|{event.area}".encode(),
                 {
-                    "type": "receipt",
-                    "source": event.source,
+                    "rule": rule.code,
                     "indicator": event.indicator,
                     "area": event.area,
                     "period": event.period,
-                    "sent_at": event.sent_at.isoformat(),
-                }
-            ),
+                    "value": event.value,
+                },
+            )
+        batch.post(
+            self.names.receipts,
+            event.source.encode(),
+            {
+                "type": "receipt",
+                "source": event.source,
+                "indicator": event.indicator,
+                "area": event.area,
+                "period": event.period,
+                "sent_at": event.sent_at.isoformat(),
+            },
         )
 
-    async def _quality(
-        self, event: IndicatorEvent, indicator: Indicator, history: list[float], book: AlertBook
+    def _quality(
+        self, event: IndicatorEvent, indicator: Indicator, history: list[float], batch: Batch
     ) -> None:
+        book = batch.books["series"]
+        # Alert texts are written only for an alert that holds: most events raise none.
         source, code, area = event.source, event.indicator, event.area
-        score = modified_z_score(event.value, history[-24:])
+        score = modified_z_score(event.value, history)
         outlier = score is not None and abs(score) > indicator.outlier_threshold
-        await self._emit(
+        self._emit(
+            batch.out,
             book.assess(
                 "outlier",
                 active=outlier,
                 severity="warning",
-                summary_vi=f"Giá trị {event.value:g} kỳ {event.period} bất thường so với lịch sử",
+                summary_vi=f"Giá trị {event.value:g} kỳ {event.period} bất thường so với lịch sử"
+                if outlier
+                else "",
                 summary_en=f"Value {event.value:g} for {event.period} is an outlier "
-                f"(modified z-score {score or 0:.1f})",
+                f"(modified z-score {score or 0:.1f})"
+                if outlier
+                else "",
                 source=source,
                 indicator=code,
                 area=area,
-            )
+            ),
         )
         change = percent_change(history[-1], event.value) if history else None
         sudden = (
@@ -401,19 +520,24 @@ class _Agents:
             and change is not None
             and abs(change) > indicator.max_change_pct
         )
-        await self._emit(
+        self._emit(
+            batch.out,
             book.assess(
                 "sudden_change",
                 active=sudden,
                 severity="warning",
-                summary_vi=f"Thay đổi đột ngột {change or 0:+.0f}% so với kỳ trước",
-                summary_en=f"Sudden change of {change or 0:+.0f}% over the previous period",
+                summary_vi=f"Thay đổi đột ngột {change or 0:+.0f}% so với kỳ trước"
+                if sudden
+                else "",
+                summary_en=f"Sudden change of {change or 0:+.0f}% over the previous period"
+                if sudden
+                else "",
                 source=source,
                 indicator=code,
                 area=area,
-            )
+            ),
         )
-        target = target_for(indicator, event.area, int(event.period[:4]))
+        target = self.target_for(indicator, event.area, int(event.period[:4]))
         if target is None:
             return
         status = assess_target(event.value, target, self.margin)
@@ -421,23 +545,29 @@ class _Agents:
         was_firing = (book.state.get(firing) or {}).get("status") == "firing"
         # Hysteresis: fire when off track; resolve only when back on track.
         active = status.status == "off_track" or (status.status == "at_risk" and was_firing)
-        await self._emit(
+        self._emit(
+            batch.out,
             book.assess(
                 "target_off_track",
                 active=active,
                 severity="warning",
                 summary_vi=f"{event.value:g} chưa đạt mục tiêu {target.value:g} năm {target.year} "
-                f"({target.basis_vi})",
+                f"({target.basis_vi})"
+                if active
+                else "",
                 summary_en=f"{event.value:g} is off track for the {target.year} target "
-                f"{target.value:g} ({target.basis_en})",
+                f"{target.value:g} ({target.basis_en})"
+                if active
+                else "",
                 source=source,
                 indicator=code,
                 area=area,
-            )
+            ),
         )
 
-    async def _contribute(
+    def _contribute(
         self,
+        batch: Batch,
         indicator: Indicator,
         area: str,
         child: str,
@@ -445,68 +575,91 @@ class _Agents:
         figure: Figure,
         kind: str,
     ) -> None:
-        """Send ``child``'s figure to the rollup of its parent (keyed by the parent)."""
+        """Post ``child``'s figure to the rollup of its parent (keyed by the parent)."""
         if indicator.hierarchy_aggregation == "none":
             return
         parent = self.catalogue.parent_of(area, period.last_day)
         if parent is None:
             return
-        await self.rollups.send(
-            force=True,
-            key=f"{indicator.code}|{parent}".encode(),
-            value=_json(
-                {
-                    "indicator": indicator.code,
-                    "area": parent,
-                    "child": child,
-                    "period": str(period),
-                    "figure": list(figure),
-                    "kind": kind,
-                }
-            ),
+        batch.post(
+            self.names.rollups,
+            f"{indicator.code}|{parent}".encode(),
+            {
+                "indicator": indicator.code,
+                "area": parent,
+                "child": child,
+                "period": str(period),
+                "figure": list(figure),
+                "kind": kind,
+            },
         )
+
+    def _items(self, message: Any, stage: str) -> list[dict[str, Any]]:
+        """The items of an internal record; none, counted and logged, when it is not one."""
+        try:
+            items = orjson.loads(message.value)["items"]
+            if isinstance(items, list) and all(isinstance(item, dict) for item in items):
+                return items
+        except (orjson.JSONDecodeError, TypeError, KeyError):
+            pass
+        # Only the worker writes internal topics; anything else is a bug or an intruder.
+        self.metrics.internal_errors.labels(stage).inc()
+        log.error(
+            "Bản ghi nội bộ không hợp lệ bị bỏ qua / Invalid internal record skipped: %s/%s/%s",
+            message.topic,
+            message.partition,
+            message.offset,
+        )
+        return []
 
     # --- rollups along the hierarchy ---------------------------------------------------------
     def _rollup(self) -> None:
-        rollup_table = self._table("rollups")
+        tables = {"rollups": self._table("rollups")}
+        self._batched_agent(self.rollups, "rollup", tables, {}, self._rollup_record)
 
-        self._batched_agent(self.rollups, "rollup", rollup_table, None, self._rollup_one)
-
-    async def _rollup_one(self, message: Any, rollups: BatchedTable, _: AlertBook) -> None:
-        item = orjson.loads(message.value)
-        indicator = self.catalogue.indicators[item["indicator"]]
-        period = indicator.parse_period(item["period"])
-        key = f"{indicator.code}|{item['area']}"
-        entry = rollups.get(key) or {
-            "source": indicator.owner,
-            "indicator": indicator.code,
-            "area": item["area"],
-            "level": self.catalogue.level_of(item["area"]),
-            "children": {},
-            "values": {},
-        }
-        merged, result = merge_child(
-            indicator,
-            entry,
-            item["period"],
-            item["child"],
-            item["kind"],
-            item["figure"],
-            KEEP_PERIODS,
-        )
-        rollups[key] = merged
-        if result is not None:
-            figure: Figure = (result.value, result.numerator, result.denominator)
-            await self._contribute(indicator, item["area"], item["area"], period, figure, "c")
+    async def _rollup_record(self, message: Any, batch: Batch) -> None:
+        rollups = batch.tables["rollups"]
+        touched: dict[str, tuple[Indicator, str, str]] = {}
+        for item in self._items(message, "rollup"):
+            indicator = self.catalogue.indicators[item["indicator"]]
+            key = f"{indicator.code}|{item['area']}"
+            entry = rollups.get(key) or {
+                "source": indicator.owner,
+                "indicator": indicator.code,
+                "area": item["area"],
+                "level": self.catalogue.level_of(item["area"]),
+                "children": {},
+                "values": {},
+            }
+            rollups[key] = add_child(
+                entry, item["period"], item["child"], item["kind"], item["figure"]
+            )
+            touched[f"{key}|{item['period']}"] = (indicator, key, item["period"])
+            batch.count("rollup_items")
+        # Each period is rolled up once per record, however many children it brought.
+        for indicator, key, period_code in touched.values():
+            merged, result = settle_period(
+                indicator, rollups[key], period_code, ROLLUP_KEEP_PERIODS
+            )
+            rollups[key] = merged
+            if result is not None:
+                area = merged["area"]
+                figure: Figure = (result.value, result.numerator, result.denominator)
+                period = indicator.parse_period(period_code)
+                self._contribute(batch, indicator, area, area, period, figure, "c")
 
     # --- cross-indicator rules ---------------------------------------------------------------
     def _rules(self) -> None:
-        inputs_table = self._table("rule_inputs")
-        alert_state = self._table("alerts_rules")
-        self._batched_agent(self.rules, "rules", inputs_table, alert_state, self._rule_one)
+        tables = {"inputs": self._table("rule_inputs")}
+        alerts = {"rules": self._table("alerts_rules")}
+        self._batched_agent(self.rules, "rules", tables, alerts, self._rule_record)
 
-    async def _rule_one(self, message: Any, inputs: BatchedTable, book: AlertBook) -> None:
-        item = orjson.loads(message.value)
+    async def _rule_record(self, message: Any, batch: Batch) -> None:
+        for item in self._items(message, "rules"):
+            self._rule_one(item, batch)
+
+    def _rule_one(self, item: dict[str, Any], batch: Batch) -> None:
+        inputs = batch.tables["inputs"]
         rule = self.catalogue.rules[item["rule"]]
         key = f"{rule.code}|{item['area']}"
         entry = inputs.get(key) or {"latest": None, "periods": {}}
@@ -519,8 +672,9 @@ class _Agents:
             return
         gap = rule.gap(values)
         owner = self.catalogue.indicators[rule.indicators[0]].owner
-        await self._emit(
-            book.assess(
+        self._emit(
+            batch.out,
+            batch.books["rules"].assess(
                 "validation_rule",
                 active=not rule.holds(values),
                 source=owner,
@@ -529,47 +683,54 @@ class _Agents:
                 severity=rule.severity,
                 summary_vi=f"{rule.summary_vi} — kỳ {item['period']}: lệch {gap:g}",
                 summary_en=f"{rule.summary_en} — {item['period']}: off by {gap:g}",
-            )
+            ),
         )
 
     # --- reporting timeliness ----------------------------------------------------------------
     def _reporting(self) -> None:
-        reporting_table = self._table("reporting")
-        alert_state = self._table("alerts_sources")
+        tables = {"reporting": self._table("reporting")}
+        alerts = {"sources": self._table("alerts_sources")}
         interval = self.monitor.settings.tick_seconds
 
-        self._batched_agent(
-            self.receipts, "reporting", reporting_table, alert_state, self._report_one
-        )
+        self._batched_agent(self.receipts, "reporting", tables, alerts, self._report_record)
 
         @self.app.timer(interval, on_leader=True, name="tick")  # type: ignore[untyped-decorator]
         async def tick() -> None:
             # Time passes through Kafka: each source's state is judged by the worker that owns
             # its partition, inside stream processing, so its writes land where they belong.
             now = self.clock.now().isoformat()
+            out = Outgoing(self.app, self.metrics)
             for source in self.catalogue.sources:
-                await self.receipts.send(
-                    force=True,
-                    key=source.encode(),
-                    value=_json({"type": "tick", "source": source, "now": now}),
+                out.add(
+                    self.names.receipts,
+                    source.encode(),
+                    _json({"items": [{"type": "tick", "source": source, "now": now}]}),
                 )
+            await out.send()
 
-    async def _report_one(self, message: Any, states: BatchedTable, book: AlertBook) -> None:
-        item = orjson.loads(message.value)
-        source = item["source"]
-        if source not in self.catalogue.sources:
+    async def _report_record(self, message: Any, batch: Batch) -> None:
+        """A record of receipts (or a tick) of one source: record them, then judge once."""
+        items = self._items(message, "reporting")
+        source = items[0].get("source") if items else None
+        if not isinstance(source, str) or source not in self.catalogue.sources:
             return
+        states = batch.tables["reporting"]
         now = self.clock.now()
         since = self.monitor.settings.reporting_since or now
         state = dict(states.get(source) or {"watch_since": since.isoformat(), "periods": {}})
-        state["periods"] = {k: dict(v) for k, v in state["periods"].items()}
-        if item["type"] == "receipt":
+        state["periods"] = dict(state["periods"])
+        copied: set[str] = set()
+        for item in items:
+            if item["type"] != "receipt":
+                continue
             indicator = self.catalogue.indicators[item["indicator"]]
             period = indicator.parse_period(item["period"])
-            state["periods"][indicator.code] = {
-                p: {"areas": dict(v["areas"])}
-                for p, v in state["periods"].get(indicator.code, {}).items()
-            }
+            if indicator.code not in copied:  # copy what record_receipt changes, once
+                copied.add(indicator.code)
+                state["periods"][indicator.code] = {
+                    p: {"areas": dict(v["areas"])}
+                    for p, v in state["periods"].get(indicator.code, {}).items()
+                }
             record_receipt(
                 state, indicator, item["area"], period, datetime.fromisoformat(item["sent_at"])
             )
@@ -580,8 +741,9 @@ class _Agents:
         if state != states.get(source):
             states[source] = state
         shown = ", ".join(standing.overdue[:3]) + ("…" if len(standing.overdue) > 3 else "")
-        await self._emit(
-            book.assess(
+        self._emit(
+            batch.out,
+            batch.books["sources"].assess(
                 "source_overdue",
                 active=bool(standing.overdue),
                 source=source,
@@ -589,5 +751,5 @@ class _Agents:
                 summary_vi=f"Nguồn {source} chưa báo cáo đúng hạn: {shown}",
                 summary_en=f"Source {source} has not reported by the deadline: {shown}",
                 for_seconds=self.monitor.settings.alert_for_seconds,
-            )
+            ),
         )

@@ -4,33 +4,54 @@ Every table write serialises a changelog record. An agent that takes events in b
 (``stream.take_events``) reads and writes through a :class:`BatchedTable`: reads see the
 batch's own writes, and :meth:`BatchedTable.flush` writes each touched key once.
 
-Faust sends a table write to the changelog partition of the *current event*; inside a batch
-that would be the last event of the batch, whatever its partition. ``flush`` therefore makes
-the event that last touched a key current before writing it. Every key of this project is
-derived from the key of the message that touches it, so that event's partition is the key's.
+The write goes to the table's storage directly and the changelog record is returned to the
+agent, which hands it to the producer itself (:meth:`agents.app.Batch.close`). A Faust table
+write (``table[key] = value``) would put the record on Faust's producer buffer, a queue that
+one task drains record by record and that pauses every stream once it holds more than 100:
+a batch writes thousands of keys, so every batch stalled the worker. The record is the one
+Faust writes (same topic, partition, JSON of key and value), so recovery reads it as usual.
 
-Only the context variable the tables read is set, and reset after each write. The stream's
-own ``current_event`` attribute must not be touched: ``take_events`` reads it to pair each
-buffered value with its event, and a stale one there silently swapped a message for an old
-one (the new message was never processed nor acknowledged).
+Faust would send a write to the changelog partition of the *current event*; inside a batch
+that is the last event of the batch, whatever its partition. Each pending write therefore
+keeps the event that last touched its key, and its record goes to that event's partition.
+Every key of this project is derived from the key of the message that touches it, so that
+event's partition is the key's.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator, MutableMapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from faust.streams import _current_event
+import orjson
 
 _DELETED = object()
+#: The options of Faust's own JSON codec (``faust.utils.json.dumps``): identical bytes.
+_FAUST_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+
+
+def faust_json(value: Any) -> bytes:
+    """``value`` serialised as Faust's ``json`` codec serialises table keys and values."""
+    return orjson.dumps(value, option=_FAUST_JSON)
+
+
+class ChangelogRecord(NamedTuple):
+    """One changelog record: the partition, the key, and the value (None: a delete)."""
+
+    partition: int
+    key: bytes
+    value: bytes | None
 
 
 class BatchedTable(MutableMapping[str, Any]):
-    """A write-back overlay on a Faust table for the duration of one batch."""
+    """A write-back overlay on a table's storage for the duration of one batch.
 
-    def __init__(self, table: MutableMapping[str, Any]) -> None:
-        self.table = table
+    ``storage`` is where the table keeps its rows (a Faust table's ``.data``, or a dict in
+    tests); it is read directly, without Faust's per-read sensors.
+    """
+
+    def __init__(self, storage: MutableMapping[str, Any]) -> None:
+        self.storage = storage
         self.event: Any = None  # the event being processed; set by the agent
         self._pending: dict[str, tuple[Any, Any]] = {}
 
@@ -40,10 +61,18 @@ class BatchedTable(MutableMapping[str, Any]):
             if value is _DELETED:
                 raise KeyError(key)
             return value
-        value = self.table.get(key)
+        value = self.storage.get(key)
         if value is None:
             raise KeyError(key)
         return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` (one lookup, not Mapping's try/except)."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            return default if pending[1] is _DELETED else pending[1]
+        value = self.storage.get(key)
+        return default if value is None else value
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._pending[key] = (self.event, value)
@@ -59,25 +88,21 @@ class BatchedTable(MutableMapping[str, Any]):
             seen.add(key)
             if value is not _DELETED:
                 yield key
-        yield from (key for key in self.table if key not in seen)
+        yield from (key for key in self.storage if key not in seen)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def flush(self) -> int:
-        """Write every touched key once; return how many writes were made."""
-        written = 0
+    def flush(self) -> list[ChangelogRecord]:
+        """Write every touched key once to the storage; return the changelog records."""
+        records: list[ChangelogRecord] = []
         for key, (event, value) in self._pending.items():
-            token = _current_event.set(weakref.ref(event))  # the changelog partition is its
-            try:
-                if value is _DELETED:
-                    if key in self.table:
-                        del self.table[key]
-                        written += 1
-                else:
-                    self.table[key] = value
-                    written += 1
-            finally:
-                _current_event.reset(token)
+            partition: int = event.message.partition
+            if value is _DELETED:
+                if self.storage.pop(key, None) is not None:
+                    records.append(ChangelogRecord(partition, faust_json(key), None))
+            else:
+                self.storage[key] = value
+                records.append(ChangelogRecord(partition, faust_json(key), faust_json(value)))
         self._pending.clear()
-        return written
+        return records

@@ -10,19 +10,25 @@ Every input ends in exactly one outcome:
 * :class:`Duplicate` an event id already seen for that series and period: counted, dropped.
 
 State is one entry per (indicator, area, period), on the partition of the feed message whose
-key is ``indicator|area``: that is why the key is part of the contract.
+key is ``indicator|area``: that is why the key is part of the contract. An entry is a flat
+list, ``[sent_at, id, origin, id, origin, ...]``: when the current value was sent (epoch
+microseconds), then each event id remembered (hex) and the position it was read from
+(:func:`position_of`), oldest first. A million distinct reports means a million entries, so
+the entry is kept small: about a third of the dict of dicts of strings it replaces (which is
+still read, from changelogs written before).
 """
 
 from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ioc.clock import Clock
 from streams.catalogue import Catalogue
 from streams.events import IndicatorEvent
+from streams.periods import LOCAL_TZ
 from streams.validation import Rejection, check_against_catalogue, parse_feed_message
 
 #: Event ids remembered per (indicator, area, period): the current one and the corrections it
@@ -56,9 +62,52 @@ class Duplicate:
 Outcome = Forward | Reject | Duplicate
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+#: Bits of a position that hold the partition (the offset is above them).
+_PARTITION_BITS = 16
+
+
 def state_key(event: IndicatorEvent) -> str:
     """The key of the dedupe state of an event's series and period."""
     return f"{event.indicator}|{event.area}|{event.period}"
+
+
+def position_of(partition: int, offset: int) -> int:
+    """Where a feed message was read, as one number. The topic is implied: an event that
+    gets this far came on its own source's feed (``source_mismatch`` is checked first)."""
+    return (offset << _PARTITION_BITS) | partition
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _shown(micros: int) -> str:
+    return (_EPOCH + timedelta(microseconds=micros)).astimezone(LOCAL_TZ).isoformat()
+
+
+def remembered(state: Any) -> tuple[int, dict[str, int | None]]:
+    """A dedupe entry read: when its value was sent (epoch microseconds), and the event ids
+    remembered with the position each was read from (oldest first)."""
+    if isinstance(state, dict):  # the format before compact entries: read, never written
+        ids = {uuid_hex(i): _old_position(o) for i, o in state["ids"].items()}
+        return _micros(datetime.fromisoformat(state["sent_at"])), ids
+    return state[0], dict(zip(state[1::2], state[2::2], strict=True))
+
+
+def uuid_hex(event_id: str) -> str:
+    """An event id in the form entries keep (32 hex digits, as ``UUID.hex``)."""
+    return event_id.replace("-", "")
+
+
+def _old_position(origin: str) -> int | None:
+    # "topic/partition/offset", as the old entries kept it.
+    try:
+        _, partition, offset = origin.rsplit("/", 2)
+        return position_of(int(partition), int(offset))
+    except ValueError:
+        return None
 
 
 class Gatekeeper:
@@ -70,14 +119,15 @@ class Gatekeeper:
         self.seen = seen
 
     def judge(
-        self, raw: bytes | None, key: bytes | None, topic_source: str, origin: str = ""
+        self, raw: bytes | None, key: bytes | None, topic_source: str, origin: int | None = None
     ) -> Outcome:
         """Decide the fate of one message read from the feed of ``topic_source``.
 
-        ``origin`` names the message (topic/partition/offset). After a crash the worker reads
-        again what it had not committed; the state may already hold those events. A message
-        whose id was recorded *from this very origin* is a replay and is forwarded again
-        (everything downstream is idempotent); the same id from elsewhere is a duplicate.
+        ``origin`` is where the message was read (:func:`position_of`). After a crash the
+        worker reads again what it had not committed; the state may already hold those
+        events. A message whose id was recorded *from this very origin* is a replay and is
+        forwarded again (everything downstream is idempotent); the same id from elsewhere is
+        a duplicate.
         Updates the dedupe state for forwarded events. Never raises on any input.
         """
         parsed = parse_feed_message(raw, topic_source)
@@ -101,30 +151,34 @@ class Gatekeeper:
             return Reject(rejection, event)
         return self._against_history(event, origin)
 
-    def _against_history(self, event: IndicatorEvent, origin: str) -> Outcome:
+    def _against_history(self, event: IndicatorEvent, origin: int | None) -> Outcome:
         skey = state_key(event)
         state = self.seen.get(skey)
-        event_id = str(event.event_id)
+        event_id = event.event_id.hex
+        sent = _micros(event.sent_at)
+        ids: dict[str, int | None] = {}
         if state is not None:
-            if event_id in state["ids"]:
-                if origin and state["ids"][event_id] == origin:
+            current_sent, ids = remembered(state)
+            if event_id in ids:
+                if origin is not None and ids[event_id] == origin:
                     return Forward(event, correction=False)  # a replay after a crash
                 return Duplicate(event)
-            current_sent = datetime.fromisoformat(state["sent_at"])
-            if event.sent_at < current_sent:
+            if sent < current_sent:
+                shown = _shown(current_sent)
                 return Reject(
                     event=event,
                     rejection=Rejection(
                         "superseded",
-                        f"Đã có số liệu gửi lúc {state['sent_at']} cho kỳ này, mới hơn bản này "
+                        f"Đã có số liệu gửi lúc {shown} cho kỳ này, mới hơn bản này "
                         f"(gửi lúc {event.sent_at.isoformat()})",
-                        f"A value sent at {state['sent_at']} for this period is newer than this "
+                        f"A value sent at {shown} for this period is newer than this "
                         f"one (sent at {event.sent_at.isoformat()})",
                         "sent_at",
                     ),
                 )
-        ids = dict(state["ids"]) if state else {}
         ids[event_id] = origin
-        ids = dict(list(ids.items())[-MAX_IDS_PER_PERIOD:])
-        self.seen[skey] = {"ids": ids, "sent_at": event.sent_at.isoformat()}
+        entry: list[Any] = [sent]
+        for kept_id, position in list(ids.items())[-MAX_IDS_PER_PERIOD:]:
+            entry += (kept_id, position)
+        self.seen[skey] = entry
         return Forward(event, correction=state is not None)

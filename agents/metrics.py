@@ -18,8 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from agents.ownership import owned_rows
-from agents.quality import STATUS_CODE, aggregate_over_time, assess_target
-from streams.catalogue import Indicator, Target
+from agents.quality import STATUS_CODE, TargetIndex, aggregate_over_time, assess_target
 from streams.validation import REJECTION_REASONS
 
 if TYPE_CHECKING:
@@ -101,6 +100,12 @@ class PipelineMetrics:
             ["stage"],
             registry=registry,
         )
+        self.produced = Counter(
+            "ioc_records_produced",
+            "Records the agents handed to the Kafka producer: outputs, internal records and "
+            "table changelogs (Faust's own count, ioc_faust_messages_sent, omits them).",
+            registry=registry,
+        )
         self.alert_transitions = FastCounter(
             "ioc_alert_transitions",
             "Alerts that started or stopped firing.",
@@ -127,10 +132,6 @@ class PipelineMetrics:
                 self.rejected.labels(source, reason)
 
 
-def _year(target: Target) -> int:
-    return target.year
-
-
 def _gauge(name: str, documentation: str, labels: list[str]) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, labels=labels)
 
@@ -143,16 +144,8 @@ class SeriesCollector(Collector):
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor
-        self._targets: dict[tuple[str, str], list[Target]] = {}
-
-    def target(self, indicator: Indicator, area: str, year: int) -> Target | None:
-        """:func:`target_for`, with the targets of each (indicator, area) sorted once (the
-        catalogue does not change while the worker runs): a scrape reads thousands of rows."""
-        ordered = self._targets.get((indicator.code, area))
-        if ordered is None:
-            ordered = sorted((t for t in indicator.targets if t.area == area), key=_year)
-            self._targets[indicator.code, area] = ordered
-        return next((t for t in ordered if t.year >= year), None)
+        #: A scrape reads thousands of rows: each (indicator, area)'s targets sorted once.
+        self.target = TargetIndex()
 
     def collect(self) -> Iterator[Metric]:
         """Yield the families; read the tables now."""

@@ -7,7 +7,6 @@ its own and the agents only move state around.
 from __future__ import annotations
 
 import math
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -66,6 +65,64 @@ def roll_up(indicator: Indicator, children: Iterable[Figure]) -> Rollup | None:
     return Rollup(value, numerator, denominator, len(figures))
 
 
+def with_period(periods: dict[str, Any], period: str, figure: Any, keep: int) -> dict[str, Any]:
+    """A series' periods with ``period`` set to ``figure``, the newest ``keep`` kept, in order.
+
+    ``periods`` is kept sorted (JSON keeps the order through the changelog), so the common
+    case, a new latest period, appends without sorting; ``periods`` itself is never changed.
+    """
+    if not periods or period > next(reversed(periods)):
+        merged = dict(periods)
+        merged[period] = figure
+        while len(merged) > keep:
+            del merged[next(iter(merged))]
+        return merged
+    merged = {**periods, period: figure}
+    return {p: merged[p] for p in sorted(merged)[-keep:]}
+
+
+def add_child(
+    entry: Mapping[str, Any], period: str, child: str, kind: str, figure: Sequence[float | None]
+) -> dict[str, Any]:
+    """A parent's rollup state with one child's figure for ``period`` set, not yet rolled up.
+
+    ``kind`` is ``"r"`` for the child's own report and ``"c"`` for the rollup of the child's
+    own children; a report is preferred. A later figure of the same child and kind replaces
+    the earlier one (a correction), so nothing is ever counted twice. Only the period's slots
+    and the child's slot are copied; ``entry`` itself is never changed.
+    """
+    children = dict(entry["children"])
+    slots = dict(children.get(period, {}))
+    slots[child] = {**slots.get(child, {}), kind: list(figure)}
+    children[period] = slots
+    return {**entry, "children": children}
+
+
+def settle_period(
+    indicator: Indicator, entry: Mapping[str, Any], period: str, keep: int
+) -> tuple[dict[str, Any], Rollup | None]:
+    """Roll ``period`` up from the children it holds; keep only the newest ``keep`` periods.
+
+    Separate from :func:`add_child` so that an agent adding many children of one period in a
+    batch rolls the period up once, not once per child.
+    """
+    figures: list[Figure] = [
+        (f[0], f[1], f[2])
+        for f in (slot.get("r") or slot["c"] for slot in entry["children"].get(period, {}).values())
+    ]
+    result = roll_up(indicator, figures)
+    values = dict(entry["values"])
+    if result is not None:
+        values[period] = [result.value, result.numerator, result.denominator]
+    children = entry["children"]
+    merged = {
+        **entry,
+        "children": {p: children[p] for p in sorted(children)[-keep:]},
+        "values": {p: values[p] for p in sorted(values)[-keep:]},
+    }
+    return merged, result
+
+
 def merge_child(
     indicator: Indicator,
     entry: Mapping[str, Any],
@@ -75,29 +132,9 @@ def merge_child(
     figure: Sequence[float | None],
     keep: int,
 ) -> tuple[dict[str, Any], Rollup | None]:
-    """A parent's rollup state after one child's figure for ``period``, and the new rollup.
-
-    ``kind`` is ``"r"`` for the child's own report and ``"c"`` for the rollup of the child's
-    own children; a report is preferred. A later figure of the same child and kind replaces
-    the earlier one (a correction), so nothing is ever counted twice. Only the newest
-    ``keep`` periods are kept.
-    """
-    children = {p: {c: dict(k) for c, k in cs.items()} for p, cs in entry["children"].items()}
-    children.setdefault(period, {}).setdefault(child, {})[kind] = list(figure)
-    figures: list[Figure] = [
-        (f[0], f[1], f[2])
-        for f in (slot.get("r") or slot["c"] for slot in children[period].values())
-    ]
-    result = roll_up(indicator, figures)
-    values = dict(entry["values"])
-    if result is not None:
-        values[period] = [result.value, result.numerator, result.denominator]
-    merged = {
-        **entry,
-        "children": {p: children[p] for p in sorted(children)[-keep:]},
-        "values": {p: values[p] for p in sorted(values)[-keep:]},
-    }
-    return merged, result
+    """A parent's rollup state after one child's figure for ``period``, and the new rollup
+    (:func:`add_child` then :func:`settle_period`)."""
+    return settle_period(indicator, add_child(entry, period, child, kind, figure), period, keep)
 
 
 @dataclass(frozen=True)
@@ -115,6 +152,29 @@ def target_for(indicator: Indicator, area: str, year: int) -> Target | None:
         (t for t in indicator.targets if t.area == area and t.year >= year), key=lambda t: t.year
     )
     return candidates[0] if candidates else None
+
+
+def _year(target: Target) -> int:
+    return target.year
+
+
+class TargetIndex:
+    """:func:`target_for`, with the targets of each (indicator, area) sorted once: the
+    catalogue does not change while the worker runs, and this is asked once per event."""
+
+    def __init__(self) -> None:
+        self._sorted: dict[tuple[str, str], list[Target]] = {}
+
+    def __call__(self, indicator: Indicator, area: str, year: int) -> Target | None:
+        """The target that applies to a value of ``year`` (see :func:`target_for`)."""
+        ordered = self._sorted.get((indicator.code, area))
+        if ordered is None:
+            ordered = sorted((t for t in indicator.targets if t.area == area), key=_year)
+            self._sorted[indicator.code, area] = ordered
+        for target in ordered:
+            if target.year >= year:
+                return target
+        return None
 
 
 def assess_target(value: float, target: Target, margin: float) -> TargetStatus:
@@ -135,6 +195,12 @@ MIN_HISTORY = 5
 MAD_SCALE = 0.6745
 
 
+def _median(ordered: Sequence[float]) -> float:
+    n = len(ordered)
+    middle = n // 2
+    return ordered[middle] if n % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
 def modified_z_score(value: float, history: Sequence[float]) -> float | None:
     """Iglewicz and Hoaglin's modified z-score of ``value`` against the series' history.
 
@@ -143,8 +209,9 @@ def modified_z_score(value: float, history: Sequence[float]) -> float | None:
     """
     if len(history) < MIN_HISTORY:
         return None
-    median = statistics.median(history)
-    mad = statistics.median(abs(x - median) for x in history)
+    # statistics.median, without its per-call checks: this runs for every event.
+    median = _median(sorted(history))
+    mad = _median(sorted([abs(x - median) for x in history]))
     if mad == 0:
         return 0.0 if value == median else math.inf
     return MAD_SCALE * (value - median) / mad

@@ -21,15 +21,22 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
 - the consumer knows, per partition, the next offset it must see processed (the committed
   offset, or the beginning); it commits only runs that start there, and when processing has
   moved past a record that never arrived it seeks back to it. Records processed twice that way
-  are absorbed downstream (the validator's dedupe and idempotent tables).
+  are absorbed downstream (the validator's dedupe and idempotent tables);
+- a dropped record with no later one on its partition (the last report of a burst) is found
+  at commit time, and read again (:meth:`RewindingConsumer.dropped_tails`).
+
+It also gives the producer a way to hand whole record batches to aiokafka
+(:class:`BatchProducer`), which the agents use for every record they write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
-from typing import Any
+import asyncio
+from collections.abc import Mapping, Sequence, Set
+from typing import Any, NamedTuple
 
 import aiokafka
+from aiokafka.partitioner import murmur2
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 
@@ -77,11 +84,15 @@ class RewindingConsumer(driver.Consumer):
     _expected: dict[TP, int]
     _rewind: dict[TP, int]
     _rewound: dict[TP, int]
+    _quiet: dict[TP, int]
+    _gave_up: set[tuple[TP, int]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._expected = {}
         self._rewind = {}
         self._rewound = {}
+        self._quiet = {}
+        self._gave_up = set()
         super().__init__(*args, **kwargs)
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
@@ -98,6 +109,7 @@ class RewindingConsumer(driver.Consumer):
             self._expected.pop(tp, None)
             self._rewind.pop(tp, None)
             self._rewound.pop(tp, None)
+            self._quiet.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     def _new_offset(self, tp: TP) -> int | None:
@@ -124,8 +136,73 @@ class RewindingConsumer(driver.Consumer):
             self._expected[tp] = max(offset, expected)
         return offset
 
+    def _queued(self, tp: TP) -> bool:
+        """Whether a stream's queue holds messages of ``tp``'s topic, not yet taken."""
+        index: Mapping[str, Set[Any]] = getattr(self.app.topics, "_topic_name_index", {})
+        return any(not channel.queue.empty() for channel in index.get(tp.topic, ()))
+
+    def dropped_tails(self, in_flight: Set[TP], positions: Mapping[TP, int | None]) -> set[TP]:
+        """Stream partitions read past a record that was dropped, with nothing after it.
+
+        A record dropped around a rebalance is read again when a later record of its
+        partition gets processed (:meth:`_new_offset`). When it was the last one, nothing
+        comes after: it would wait, uncommitted and unprocessed, for the next report on that
+        partition. Such a partition has nothing acked, nothing in flight or queued, a record
+        at the expected offset, and a fetch position past it. It is judged at two commits in
+        a row, so that a record merely on its way is not taken for a dropped one.
+        """
+        suspects: dict[TP, int] = {}
+        for tp, expected in self._expected.items():
+            position = positions.get(tp)
+            if (
+                position is not None
+                and position > expected
+                and not self._acked.get(tp)
+                and tp not in in_flight
+                and (self.highwater(tp) or 0) > expected
+                and not self._queued(tp)
+            ):
+                suspects[tp] = expected
+        dropped = {tp for tp, expected in suspects.items() if self._quiet.get(tp) == expected}
+        self._quiet = {tp: e for tp, e in suspects.items() if tp not in dropped}
+        return dropped
+
+    async def _rewind_dropped_tails(self) -> None:
+        in_flight = {message.tp for message in list(self._unacked_messages)}
+        assigned = self.assignment()
+        positions = {
+            tp: await self.position(tp)
+            for tp in self._expected
+            if tp in assigned and not self._acked.get(tp) and tp not in in_flight
+        }
+        for tp in self.dropped_tails(in_flight, positions):
+            expected = self._expected[tp]
+            if self._rewound.get(tp) == expected:
+                if (tp, expected) not in self._gave_up:
+                    self._gave_up.add((tp, expected))
+                    self.log.error(
+                        "Đọc lại %s từ %s vẫn không xử lý được bản ghi / Re-reading %s from %s "
+                        "still left its record unprocessed",
+                        tp,
+                        expected,
+                        tp,
+                        expected,
+                    )
+                continue
+            self.log.warning(
+                "Bản ghi cuối %s offset %s bị bỏ sót khi tái cân bằng, đọc lại / The last record "
+                "of %s, offset %s, was dropped around a rebalance; reading it again",
+                tp,
+                expected,
+                tp,
+                expected,
+            )
+            self._rewound[tp] = expected
+            await self.seek(tp, expected)
+
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
         committed: bool = await super().commit(*args, **kwargs)
+        await self._rewind_dropped_tails()
         rewind, self._rewind = self._rewind, {}
         for tp, offset in rewind.items():
             if tp in self.assignment():
@@ -142,7 +219,62 @@ class RewindingConsumer(driver.Consumer):
         return committed
 
 
+class OutRecord(NamedTuple):
+    """A record to produce: partition (None: by the key, as the default partitioner does),
+    key, value, and timestamp in milliseconds (None: now)."""
+
+    partition: int | None
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None = None
+
+
+class BatchProducer(driver.Producer):
+    """Faust's aiokafka producer, which can also hand records to aiokafka as whole batches.
+
+    ``send`` costs each record a future, a partitioner call and an accumulator lookup; an
+    agent that produces a few records per event spends more there than on the event. The
+    batches go through the same aiokafka producer, which Faust flushes before every offset
+    commit, so they are as durable as Faust's own sends.
+    """
+
+    async def send_records(
+        self, topic: str, records: Sequence[OutRecord]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue ``records`` for ``topic``, one record batch per partition (more when one
+        fills up); return the futures of the batches' delivery."""
+        producer = self._ensure_producer()
+        await producer.client._wait_on_metadata(topic)
+        partitions = producer._metadata.partitions_for_topic(topic) or set()
+        count = len(partitions)
+        by_partition: dict[int, list[OutRecord]] = {}
+        for record in records:
+            partition = record.partition
+            if partition is None or partition not in partitions:
+                # The default partitioner's choice (murmur2 of the key), as ``send`` makes.
+                partition = (murmur2(record.key) & 0x7FFFFFFF) % count if record.key else 0
+            by_partition.setdefault(partition, []).append(record)
+        deliveries = []
+        for partition, batch in by_partition.items():
+            builder = producer.create_batch()
+            for record in batch:
+                key, value, timestamp = record.key, record.value, record.timestamp_ms
+                while builder.append(timestamp=timestamp, key=key, value=value) is None:
+                    if builder.record_count() == 0:
+                        raise ValueError(
+                            f"a record of {len(value or b'')} bytes for {topic} does not fit "
+                            "in a batch (producer_max_batch_size)"
+                        )
+                    deliveries.append(
+                        await producer.send_batch(builder, topic, partition=partition)
+                    )
+                    builder = producer.create_batch()
+            deliveries.append(await producer.send_batch(builder, topic, partition=partition))
+        return deliveries
+
+
 class Transport(driver.Transport):
-    """Faust's aiokafka transport with :class:`RewindingConsumer`."""
+    """Faust's aiokafka transport with :class:`RewindingConsumer` and :class:`BatchProducer`."""
 
     Consumer = RewindingConsumer
+    Producer = BatchProducer

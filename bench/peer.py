@@ -29,7 +29,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from quixstreams import Application, State, message_context
 
-from agents.gatekeeper import Duplicate, Forward, Gatekeeper
+from agents.gatekeeper import Duplicate, Forward, Gatekeeper, position_of
 from bench.child import RunnerArgs, RunnerResult, announce_ready, finish, parse_args
 from bench.load import feed_topics
 from ioc.clock import SystemClock
@@ -87,13 +87,13 @@ class PeerJob:
     ) -> None:
         """Quix's callback: the message's topic, partition and offset, then :meth:`handle`."""
         context = message_context()
-        origin = f"{context.topic}/{context.partition}/{context.offset}"
+        origin = position_of(context.partition, context.offset)
         self.handle(context.topic, origin, value, key, timestamp, state)
 
     def handle(
         self,
         topic: str,
-        origin: str,
+        origin: int,
         value: bytes,
         key: bytes,
         timestamp: int,

@@ -8,9 +8,10 @@ stage every valid event passes through. The clock starts when every worker answe
 scrape that shows all of them finished (evaluated, or dropped as duplicates); scrapes are
 spaced by the expected time left, at most 15 s apart as Prometheus would scrape.
 
-Latency is exact per event: the evaluate stage sends one receipt per event to
-``ioc.internal.receipts``, stamped by the worker's producer as it is sent, and the benchmark
-stamped each event as it produced it. Both stamps come from this machine's clock. The
+Latency is exact per event: the worker posts one receipt per evaluated event to
+``ioc.internal.receipts`` (grouped per source and batch, one record sent when the batch is
+done), stamped by the worker's producer as it is sent, and the benchmark stamped each event
+as it produced it. Both stamps come from this machine's clock. The
 worker's own histogram (``ioc_processing_latency_seconds``) measures the same interval but
 only to its bucket bounds; its bound for p99 is reported beside the exact figure as a check.
 """
@@ -234,10 +235,10 @@ def _latencies(
     for received in read_topic(settings, Topics(settings.topic_prefix).receipts):
         if received.value is None:
             continue
-        item = orjson.loads(received.value)
-        if item.get("type") == "receipt":
-            key = f"{item['indicator']}|{item['area']}|{item['period']}"
-            receipts.setdefault(key, received.timestamp_ms)
+        for item in orjson.loads(received.value)["items"]:
+            if item.get("type") == "receipt":
+                key = f"{item['indicator']}|{item['area']}|{item['period']}"
+                receipts.setdefault(key, received.timestamp_ms)
     out: list[list[int]] = []
     for record, produced in zip(live, produced_ms, strict=True):
         done = receipts.get(record.series_period)

@@ -158,3 +158,45 @@ def test_rollups_rules_targets_silence_and_restart(
     )
     refired = [t for t in transitions(restarted)[len(before) :] if t[0] == "validation_rule"]
     assert refired == []
+
+
+def test_a_series_goes_on_past_the_periods_it_keeps(
+    settings_factory: SettingsFactory, worker_factory
+) -> None:
+    """A daily series passes its kept periods (60) after two months; every report after that
+    is still evaluated and rolled up (the evaluation once crashed on the 61st period and lost
+    its whole batch)."""
+    settings = settings_factory()
+    worker_factory(settings)
+    first = datetime(2024, 1, 1, tzinfo=LOCAL_TZ)
+    days = [first + timedelta(days=n) for n in range(75)]
+    sent_at = days[-1] + timedelta(days=1, hours=7)
+    reports = [
+        indicator_event(
+            sent_at, "police", "traffic_accidents", day.date().isoformat(), 10 + n % 3, "moc-chau"
+        )
+        for n, day in enumerate(days)
+    ]
+    with IndicatorProducer(settings) as producer:
+        producer.send_many(reports)
+    latest = {"source": "police", "indicator": "traffic_accidents"}
+    wait_for(
+        lambda: (
+            metric(settings, "ioc_indicator_value", **latest, area="moc-chau", level="district")
+            == reports[-1].value
+        ),
+        60,
+        "the 75th day's value",
+    )
+    wait_for(
+        lambda: (
+            metric(
+                settings, "ioc_indicator_rollup_value", **latest, area="son-la", level="province"
+            )
+            == reports[-1].value
+        ),
+        30,
+        "the province rollup of the 75th day",
+    )
+    assert metric(settings, "ioc_internal_errors_total", stage="rollup") in (None, 0.0)
+    assert metric(settings, "ioc_events_accepted_total", source="police") == len(reports)

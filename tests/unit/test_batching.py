@@ -1,39 +1,31 @@
-"""Batched table writes: read-your-writes, one write per key, on the owning event's partition."""
+"""Batched table writes: read-your-writes, one record per key, on the owning event's partition,
+in the bytes Faust's own table write would produce (so its recovery reads them)."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 import pytest
-from faust.streams import current_event
+from faust.utils import json as faust_json_codec
 
-from agents.batching import BatchedTable
+from agents.batching import BatchedTable, ChangelogRecord, faust_json
+
+
+@dataclass(frozen=True)
+class Message:
+    partition: int
 
 
 class Event:
-    """Stands in for a Faust event: only its partition matters here (weak-referenceable)."""
+    """Stands in for a Faust event: only its message's partition matters here."""
 
     def __init__(self, partition: int) -> None:
-        self.partition = partition
-
-
-class RecordingTable(dict[str, Any]):
-    """Records the partition of the event current at each write, as Faust's table reads it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.writes: list[tuple[str, int]] = []
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        event = current_event()
-        assert event is not None, "a table write needs a current event"
-        self.writes.append((key, event.partition))
-        super().__setitem__(key, value)
+        self.message = Message(partition)
 
 
 def test_each_key_is_written_once_on_the_partition_of_its_last_event() -> None:
-    table = RecordingTable()
-    batch = BatchedTable(table)
+    storage: dict[str, object] = {}
+    batch = BatchedTable(storage)
     first, second, third = Event(0), Event(1), Event(0)
 
     batch.event = first
@@ -43,23 +35,32 @@ def test_each_key_is_written_once_on_the_partition_of_its_last_event() -> None:
     batch.event = third
     batch["a"] = batch["a"] + 1  # reads its own pending write
 
-    assert table == {}  # nothing reaches the table before the flush
-    assert batch.flush() == 2
-    assert table == {"a": 2, "b": 10}
-    assert sorted(table.writes) == [("a", 0), ("b", 1)]
-    assert current_event() is None  # nothing is left current after the flush
+    assert storage == {}  # nothing reaches the storage before the flush
+    records = batch.flush()
+    assert storage == {"a": 2, "b": 10}
+    assert sorted(records) == [
+        ChangelogRecord(0, b'"a"', b"2"),
+        ChangelogRecord(1, b'"b"', b"10"),
+    ]
+    assert batch.flush() == []  # a second flush has nothing left to write
 
 
 def test_deletes_and_missing_keys() -> None:
-    table = RecordingTable()
-    dict.__setitem__(table, "gone", 1)
-    batch = BatchedTable(table)
-    batch.event = Event(0)
+    storage: dict[str, object] = {"gone": 1}
+    batch = BatchedTable(storage)
+    batch.event = Event(1)
 
     del batch["gone"]
     assert "gone" not in batch
     assert batch.get("gone") is None
+    assert batch.get("gone", "fallback") == "fallback"
     with pytest.raises(KeyError):
         del batch["never"]
-    batch.flush()
-    assert "gone" not in table
+    assert batch.flush() == [ChangelogRecord(1, b'"gone"', None)]  # a tombstone
+    assert "gone" not in storage
+
+
+def test_records_are_the_bytes_of_fausts_json_codec() -> None:
+    value = {"periods": {"2024-Q3": [69.46, None, None, "2024-10-05T01:00:00+00:00"]}, "n": 1}
+    assert faust_json(value) == faust_json_codec.dumps(value)
+    assert faust_json("ict|son-la") == faust_json_codec.dumps("ict|son-la")

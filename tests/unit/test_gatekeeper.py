@@ -10,7 +10,16 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agents.gatekeeper import Duplicate, Forward, Gatekeeper, Reject, state_key
+from agents.gatekeeper import (
+    MAX_IDS_PER_PERIOD,
+    Duplicate,
+    Forward,
+    Gatekeeper,
+    Reject,
+    position_of,
+    remembered,
+    state_key,
+)
 from ioc.clock import SystemClock
 from streams.catalogue import default_catalogue
 from streams.events import IndicatorEvent
@@ -53,7 +62,7 @@ def test_new_event_is_forwarded_and_remembered() -> None:
     outcome = judge(gatekeeper(seen), ev)
 
     assert outcome == Forward(ev, correction=False)
-    assert list(seen[state_key(ev)]["ids"]) == [str(ev.event_id)]
+    assert list(remembered(seen[state_key(ev)])[1]) == [ev.event_id.hex]
 
 
 def test_same_event_id_is_a_duplicate() -> None:
@@ -82,15 +91,48 @@ def test_correction_supersedes_and_an_older_one_is_refused() -> None:
 def test_replay_of_the_same_message_after_a_crash_is_forwarded_again() -> None:
     keeper = gatekeeper()
     ev = event()
-    assert judge_from(keeper, ev, "ioc.feed.police/0/7") == Forward(ev, correction=False)
+    assert judge_from(keeper, ev, position_of(0, 7)) == Forward(ev, correction=False)
 
     # The state survived (changelog) but the offset was not committed: the same message is
     # read again. Downstream is idempotent, so it is forwarded, not lost as a "duplicate".
-    assert judge_from(keeper, ev, "ioc.feed.police/0/7") == Forward(ev, correction=False)
-    assert judge_from(keeper, ev, "ioc.feed.police/0/8") == Duplicate(ev)
+    assert judge_from(keeper, ev, position_of(0, 7)) == Forward(ev, correction=False)
+    assert judge_from(keeper, ev, position_of(0, 8)) == Duplicate(ev)
+    assert judge_from(keeper, ev, position_of(1, 7)) == Duplicate(ev)
 
 
-def judge_from(keeper: Gatekeeper, ev: IndicatorEvent, origin: str) -> Any:
+def test_entries_written_before_the_compact_format_are_still_read() -> None:
+    ev = event()
+    old = {
+        state_key(ev): {
+            "ids": {str(ev.event_id): "ioc.feed.police/0/7"},
+            "sent_at": ev.sent_at.isoformat(),
+        }
+    }
+    keeper = gatekeeper(old)
+    assert judge_from(keeper, ev, position_of(0, 7)) == Forward(ev, correction=False)
+    assert judge_from(keeper, ev, position_of(0, 9)) == Duplicate(ev)
+    stale = event(value=1.0, sent_at=ev.sent_at - timedelta(hours=1))
+    outcome = judge_from(keeper, stale, position_of(0, 10))
+    assert isinstance(outcome, Reject)
+    assert outcome.rejection.reason == "superseded"
+
+
+def test_an_entry_remembers_the_newest_ids_and_is_compact() -> None:
+    seen: dict[str, Any] = {}
+    keeper = gatekeeper(seen)
+    first = event()
+    for n in range(MAX_IDS_PER_PERIOD + 3):
+        ev = event(value=500000.0 + n, sent_at=first.sent_at + timedelta(minutes=n))
+        assert judge_from(keeper, ev, position_of(1, n)) == Forward(ev, correction=n > 0)
+    entry = seen[state_key(first)]
+    sent, ids = remembered(entry)
+    assert sent == remembered([sent])[0]
+    assert len(ids) == MAX_IDS_PER_PERIOD
+    assert list(ids.values())[-1] == position_of(1, MAX_IDS_PER_PERIOD + 2)
+    assert all(isinstance(item, int | str) for item in entry)  # JSON of numbers and strings
+
+
+def judge_from(keeper: Gatekeeper, ev: IndicatorEvent, origin: int) -> Any:
     return keeper.judge(ev.to_json(), ev.key, ev.source, origin)
 
 

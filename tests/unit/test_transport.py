@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -98,3 +99,38 @@ def test_gives_up_after_one_fruitless_rewind_and_says_so() -> None:
     assert c._new_offset(tp) == 9
     assert c._rewind == {}
     assert "found no record" in c.log.errors[0]  # type: ignore[attr-defined]
+
+
+def tails(*, highwater: int = 7, queued: bool = False) -> RewindingConsumer:
+    """A consumer expecting offset 5 of the feed partition, with nothing acked."""
+    c = consumer(expected=5, acked=[])
+    c._quiet = {}
+    c.__dict__["highwater"] = lambda tp: highwater
+    queue = SimpleNamespace(empty=lambda: not queued)
+    index = {FEED.topic: [SimpleNamespace(queue=queue)]}
+    c.__dict__["app"] = SimpleNamespace(topics=SimpleNamespace(_topic_name_index=index))
+    return c
+
+
+def test_a_dropped_last_record_is_found_at_the_second_look() -> None:
+    tp = TP(FEED.topic, 1)
+    c = tails()
+    # Read past 5 (position 7), nothing acked, in flight or queued: suspect, not yet dropped.
+    assert c.dropped_tails(set(), {tp: 7}) == set()
+    assert c.dropped_tails(set(), {tp: 7}) == {tp}
+
+
+def test_a_record_on_its_way_is_not_taken_for_a_dropped_one() -> None:
+    tp = TP(FEED.topic, 1)
+    for c, in_flight, position in (
+        (tails(), {tp}, 7),  # a stream holds a message of the partition
+        (tails(queued=True), set(), 7),  # a stream's queue holds one
+        (tails(), set(), 5),  # not read past 5 yet (paused, or behind)
+        (tails(highwater=5), set(), 7),  # no record at 5 at all
+    ):
+        c.dropped_tails(in_flight, {tp: position})
+        assert c.dropped_tails(in_flight, {tp: position}) == set()
+    acked = tails()
+    acked._acked[tp] = [5]  # processed: the commit takes it from here
+    acked.dropped_tails(set(), {tp: 7})
+    assert acked.dropped_tails(set(), {tp: 7}) == set()
