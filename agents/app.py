@@ -201,6 +201,13 @@ class Batch:
         self.outbox: dict[tuple[str, bytes], list[Any]] = {}
         #: Items of the batch handled per step, for ``ioc_batch_events{agent=step}``.
         self.counts: dict[str, int] = {}
+        #: Counter increments of the batch, by counter child: added once, when it closes
+        #: (an increment takes a lock; a batch has thousands of them for a few counters).
+        self._tallies: dict[Any, int] = {}
+
+    def tally(self, counter: Any) -> None:
+        """One more for ``counter`` (a labelled child), counted when the batch closes."""
+        self._tallies[counter] = self._tallies.get(counter, 0) + 1
 
     def at(self, event: Any) -> None:
         """Make ``event`` the one whose partition the next table writes belong to."""
@@ -225,6 +232,9 @@ class Batch:
             add(topic, key, _json({"items": items}))
         self.outbox.clear()
         await self.out.send()
+        for counter, amount in self._tallies.items():
+            counter.inc(amount)
+        self._tallies.clear()
 
 
 def _changelog_of(table: Any) -> str:
@@ -372,7 +382,7 @@ class _Agents:
         metrics = self.metrics
         gatekeeper = Gatekeeper(self.catalogue, self.clock, batch.tables["seen"])
         source = self.sources.get(message.topic, "unknown")
-        metrics.received.labels(source).inc()
+        batch.tally(metrics.received.labels(source))
         origin = position_of(message.partition, message.offset)
         outcome = gatekeeper.judge(message.value, message.key, source, origin)
         book = batch.books["ingest"]
@@ -387,9 +397,9 @@ class _Agents:
                 message.partition,
                 message.timestamp,
             )
-            metrics.accepted.labels(source).inc()
+            batch.tally(metrics.accepted.labels(source))
             if outcome.correction:
-                metrics.corrections.labels(source).inc()
+                batch.tally(metrics.corrections.labels(source))
             self._emit(
                 batch.out,
                 book.assess(
@@ -402,7 +412,7 @@ class _Agents:
             )
             await self._evaluate_one(event, message, batch)
         elif isinstance(outcome, Duplicate):
-            metrics.duplicates.labels(source).inc()
+            batch.tally(metrics.duplicates.labels(source))
         else:
             rejection = outcome.rejection
             record = DeadLetter.of(
@@ -415,7 +425,7 @@ class _Agents:
                 received_at=datetime.now(UTC),
             )
             batch.out.add(self.names.deadletter, source.encode(), record.model_dump_json().encode())
-            metrics.rejected.labels(source, rejection.reason).inc()
+            batch.tally(metrics.rejected.labels(source, rejection.reason))
             if rejection.reason == "out_of_range" and outcome.event is not None:
                 event = outcome.event
                 self._emit(
@@ -437,6 +447,7 @@ class _Agents:
         indicator = self.catalogue.indicators[event.indicator]
         period = indicator.parse_period(event.period)
         key = f"{event.indicator}|{event.area}"
+        sent_at = event.sent_at.isoformat()
         entry = series.get(key) or {
             "source": event.source,
             "indicator": event.indicator,
@@ -447,7 +458,7 @@ class _Agents:
         periods = with_period(
             entry["periods"],
             event.period,
-            [event.value, event.numerator, event.denominator, event.sent_at.isoformat()],
+            [event.value, event.numerator, event.denominator, sent_at],
             KEEP_PERIODS,
         )
         series[key] = {**entry, "periods": periods}
@@ -484,7 +495,7 @@ class _Agents:
                 "indicator": event.indicator,
                 "area": event.area,
                 "period": event.period,
-                "sent_at": event.sent_at.isoformat(),
+                "sent_at": sent_at,
             },
         )
 

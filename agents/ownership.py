@@ -51,8 +51,8 @@ def _topic_and_key(monitor: Monitor, table: str) -> tuple[str | None, Callable[[
     return {
         "validator_seen": (None, _seen),
         "alerts_ingest": (None, _alert_series),
-        "series": (topics.indicators, _same),
-        "alerts_series": (topics.indicators, _alert_series),
+        "series": (None, _same),
+        "alerts_series": (None, _alert_series),
         "rollups": (topics.rollups, _same),
         "rule_inputs": (topics.rules, _same),
         "alerts_rules": (topics.rules, _alert_series),

@@ -87,11 +87,11 @@ def acl_plan(prefix: str, app_id: str, sources: Iterable[str]) -> list[Grant]:
     plan = [Grant(principal(source_user(prefix, s)), "TOPIC", topics.feed(s), "LITERAL", "WRITE")
             for s in codes]  # fmt: skip
     plan += [Grant(worker, "TOPIC", topics.feed(s), "LITERAL", "READ") for s in codes]
-    for topic in (topics.indicators, topics.rollups, topics.rules, topics.receipts):
+    for topic in (topics.rollups, topics.rules, topics.receipts):
         plan += [Grant(worker, "TOPIC", topic, "LITERAL", op) for op in ("READ", "WRITE")]
     plan += [
         Grant(worker, "TOPIC", topic, "LITERAL", "WRITE")
-        for topic in (topics.deadletter, topics.alerts)
+        for topic in (topics.indicators, topics.deadletter, topics.alerts)
     ]
     plan += [
         Grant(worker, "TOPIC", f"{group}-", "PREFIXED", op) for op in ("READ", "WRITE", "CREATE")

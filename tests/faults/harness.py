@@ -224,9 +224,7 @@ def compare(reference: Snapshot, run: Snapshot) -> Comparison:
 def lag(settings: Settings) -> int:
     """Messages the worker's group has not committed yet on its input topics (ticks aside)."""
     topics = Topics(settings.topic_prefix)
-    names = [topics.rollups, topics.rules] + [
-        topics.feed(s) for s in default_catalogue().sources
-    ]
+    names = [topics.rollups, topics.rules] + [topics.feed(s) for s in default_catalogue().sources]
     admin = KafkaAdminClient(**client_config(settings, "ioc-fault-lag"))
     try:
         group = f"{settings.topic_prefix}{settings.app_id}"

@@ -49,7 +49,6 @@ def test_two_sources_get_exactly_these_acls() -> None:
         Grant(worker, "TOPIC", "p.ioc.deadletter", "LITERAL", "WRITE"),
         Grant(worker, "TOPIC", "p.ioc.feed.ict", "LITERAL", "READ"),
         Grant(worker, "TOPIC", "p.ioc.feed.tax", "LITERAL", "READ"),
-        Grant(worker, "TOPIC", "p.ioc.indicators", "LITERAL", "READ"),
         Grant(worker, "TOPIC", "p.ioc.indicators", "LITERAL", "WRITE"),
         Grant(worker, "TOPIC", "p.ioc.internal.receipts", "LITERAL", "READ"),
         Grant(worker, "TOPIC", "p.ioc.internal.receipts", "LITERAL", "WRITE"),
