@@ -1,14 +1,22 @@
 """Batched table writes: read-your-writes, one record per key, on the owning event's partition,
-in the bytes Faust's own table write would produce (so its recovery reads them)."""
+in the bytes Faust's own table write would produce (so its recovery reads them); and what a
+closing batch hands to the producer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from faust.utils import json as faust_json_codec
+from prometheus_client import CollectorRegistry
 
+from agents.app import Batch, Outgoing
 from agents.batching import BatchedTable, ChangelogRecord, faust_json
+from agents.metrics import PipelineMetrics
+from agents.transport import OutRecord
+from ioc.clock import SystemClock
 
 
 @dataclass(frozen=True)
@@ -64,3 +72,52 @@ def test_records_are_the_bytes_of_fausts_json_codec() -> None:
     value = {"periods": {"2024-Q3": [69.46, None, None, "2024-10-05T01:00:00+00:00"]}, "n": 1}
     assert faust_json(value) == faust_json_codec.dumps(value)
     assert faust_json("ict|son-la") == faust_json_codec.dumps("ict|son-la")
+
+
+class RecordingProducer:
+    """Records what ``Outgoing`` hands to the producer, per topic."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list[OutRecord]]] = []
+
+    async def send_records(self, topic: str, records: list[OutRecord]) -> list[Any]:
+        self.sent.append((topic, list(records)))
+        return []
+
+
+async def test_a_batch_sends_its_changelogs_and_one_record_per_posted_key() -> None:
+    producer = RecordingProducer()
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry, ["ict"])
+    changelog = SimpleNamespace(get_topic_name=lambda: "ioc-monitor-series-changelog")
+    table = SimpleNamespace(data={}, changelog_topic=changelog)
+    batch = Batch(
+        Outgoing(SimpleNamespace(producer=producer), metrics), {"series": table}, {}, SystemClock()
+    )
+    received = metrics.received.labels("ict")
+
+    batch.at(Event(1))
+    batch.tables["series"]["a"] = {"v": 1}
+    batch.post("ioc.internal.rollups", b"k1", {"n": 1})
+    batch.tally(received)
+    batch.at(Event(0))
+    batch.post("ioc.internal.rollups", b"k2", {"n": 2})
+    batch.post("ioc.internal.rollups", b"k1", {"n": 3})
+    batch.tally(received)
+    assert producer.sent == []  # nothing leaves before the batch closes
+    assert registry.get_sample_value("ioc_events_received_total", {"source": "ict"}) == 0
+
+    await batch.close()
+    assert table.data == {"a": {"v": 1}}
+    assert producer.sent == [
+        ("ioc-monitor-series-changelog", [OutRecord(1, b'"a"', b'{"v":1}', None)]),
+        (
+            "ioc.internal.rollups",
+            [
+                OutRecord(None, b"k1", b'{"items":[{"n":1},{"n":3}]}', None),
+                OutRecord(None, b"k2", b'{"items":[{"n":2}]}', None),
+            ],
+        ),
+    ]
+    assert registry.get_sample_value("ioc_events_received_total", {"source": "ict"}) == 2
+    assert registry.get_sample_value("ioc_records_produced_total") == 3

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
+from aiokafka.partitioner import murmur2
 from faust.types import TP
 
-from agents.transport import RewindingConsumer, rewind_to_committed
+from agents.transport import BatchProducer, OutRecord, RewindingConsumer, rewind_to_committed
 
 FEED = TopicPartition("ioc.feed.ict", 1)
 CHANGELOG = TopicPartition("ioc-monitor-series-changelog", 1)
@@ -134,3 +137,77 @@ def test_a_record_on_its_way_is_not_taken_for_a_dropped_one() -> None:
     acked._acked[tp] = [5]  # processed: the commit takes it from here
     acked.dropped_tails(set(), {tp: 7})
     assert acked.dropped_tails(set(), {tp: 7}) == set()
+
+
+class FakeBuilder:
+    """Holds up to ``room`` records, as aiokafka's BatchBuilder does up to its size."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.records: list[tuple[int | None, bytes | None, bytes | None]] = []
+
+    def append(self, *, timestamp: int | None, key: bytes | None, value: bytes | None) -> Any:
+        if len(self.records) >= self.room:
+            return None
+        self.records.append((timestamp, key, value))
+        return object()
+
+    def record_count(self) -> int:
+        return len(self.records)
+
+
+class FakeProducer:
+    """The aiokafka producer calls ``send_records`` makes, recorded."""
+
+    def __init__(self, partitions: int, room: int) -> None:
+        self.room = room
+        self._metadata = SimpleNamespace(partitions_for_topic=lambda topic: set(range(partitions)))
+        self.client = SimpleNamespace(_wait_on_metadata=self._no_wait)
+        self.sent: list[tuple[str, int, list[Any]]] = []
+
+    async def _no_wait(self, topic: str) -> None:
+        return None
+
+    def create_batch(self) -> FakeBuilder:
+        return FakeBuilder(self.room)
+
+    async def send_batch(self, builder: FakeBuilder, topic: str, *, partition: int) -> Any:
+        self.sent.append((topic, partition, builder.records))
+        return asyncio.get_running_loop().create_future()
+
+
+def batch_producer(fake: FakeProducer) -> BatchProducer:
+    producer = BatchProducer.__new__(BatchProducer)
+    producer.__dict__["_ensure_producer"] = lambda: fake
+    return producer
+
+
+async def test_records_go_out_as_batches_per_partition_in_order() -> None:
+    fake = FakeProducer(partitions=2, room=2)
+    records = [OutRecord(1, b"k", f"v{n}".encode(), 1000 + n) for n in range(5)]
+    records.append(OutRecord(0, b"k", b"other", None))
+    deliveries = await batch_producer(fake).send_records("ioc.indicators", records)
+    assert [(p, [r[2] for r in rs]) for _, p, rs in fake.sent] == [
+        (1, [b"v0", b"v1"]),  # a full batch goes out, the next one starts
+        (1, [b"v2", b"v3"]),
+        (1, [b"v4"]),
+        (0, [b"other"]),
+    ]
+    assert fake.sent[0][2][0] == (1000, b"k", b"v0")  # the timestamp travels with it
+    assert len(deliveries) == 4
+
+
+async def test_a_record_without_a_valid_partition_goes_where_its_key_hashes() -> None:
+    fake = FakeProducer(partitions=2, room=10)
+    key = b"online_application_rate|son-la"
+    await batch_producer(fake).send_records(
+        "t", [OutRecord(None, key, b"a"), OutRecord(7, key, b"b")]
+    )
+    expected = (murmur2(key) & 0x7FFFFFFF) % 2  # what aiokafka's default partitioner picks
+    assert [(p, len(rs)) for _, p, rs in fake.sent] == [(expected, 2)]
+
+
+async def test_a_record_too_large_for_an_empty_batch_is_an_error() -> None:
+    fake = FakeProducer(partitions=1, room=0)
+    with pytest.raises(ValueError, match="does not fit"):
+        await batch_producer(fake).send_records("t", [OutRecord(0, b"k", b"x" * 10)])
