@@ -93,7 +93,17 @@ class RewindingConsumer(driver.Consumer):
         self._rewound = {}
         self._quiet = {}
         self._gave_up = set()
+        self._delivered: dict[TP, int] = {}
         super().__init__(*args, **kwargs)
+        deliver = self.callback
+        delivered = self._delivered
+
+        async def callback(message: Any) -> None:
+            # The last offset handed to the streams, per partition (see dropped_tails).
+            delivered[message.tp] = message.offset
+            await deliver(message)
+
+        self.callback = callback
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return RewindingConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -103,6 +113,7 @@ class RewindingConsumer(driver.Consumer):
         self._expected.update(starts)
         for tp in starts:
             self._rewind.pop(tp, None)
+            self._delivered.pop(tp, None)  # nothing handed over from the new position yet
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
@@ -110,6 +121,7 @@ class RewindingConsumer(driver.Consumer):
             self._rewind.pop(tp, None)
             self._rewound.pop(tp, None)
             self._quiet.pop(tp, None)
+            self._delivered.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     def _new_offset(self, tp: TP) -> int | None:
@@ -141,25 +153,25 @@ class RewindingConsumer(driver.Consumer):
         index: Mapping[str, Set[Any]] = getattr(self.app.topics, "_topic_name_index", {})
         return any(not channel.queue.empty() for channel in index.get(tp.topic, ()))
 
-    def dropped_tails(self, in_flight: Set[TP], positions: Mapping[TP, int | None]) -> set[TP]:
-        """Stream partitions read past a record that was dropped, with nothing after it.
+    def dropped_tails(self, in_flight: Set[TP]) -> set[TP]:
+        """Stream partitions whose record at the expected offset was dropped, with nothing
+        after it.
 
         A record dropped around a rebalance is read again when a later record of its
         partition gets processed (:meth:`_new_offset`). When it was the last one, nothing
         comes after: it would wait, uncommitted and unprocessed, for the next report on that
-        partition. Such a partition has nothing acked, nothing in flight or queued, a record
-        at the expected offset, and a fetch position past it. It is judged at two commits in
-        a row, so that a record merely on its way is not taken for a dropped one.
+        partition. Such a partition has had that record handed to a stream, and has nothing
+        acked, nothing in flight and nothing queued. It is judged at two commits in a row,
+        so that a record merely on its way is not taken for a dropped one.
         """
         suspects: dict[TP, int] = {}
         for tp, expected in self._expected.items():
-            position = positions.get(tp)
+            delivered = self._delivered.get(tp)
             if (
-                position is not None
-                and position > expected
+                delivered is not None
+                and delivered >= expected
                 and not self._acked.get(tp)
                 and tp not in in_flight
-                and (self.highwater(tp) or 0) > expected
                 and not self._queued(tp)
             ):
                 suspects[tp] = expected
@@ -170,13 +182,10 @@ class RewindingConsumer(driver.Consumer):
     async def _rewind_dropped_tails(self) -> None:
         in_flight = {message.tp for message in list(self._unacked_messages)}
         assigned = self.assignment()
-        positions = {
-            tp: await self.position(tp)
-            for tp in self._expected
-            if tp in assigned and not self._acked.get(tp) and tp not in in_flight
-        }
-        for tp in self.dropped_tails(in_flight, positions):
+        for tp in self.dropped_tails(in_flight):
             expected = self._expected[tp]
+            if tp not in assigned:
+                continue
             if self._rewound.get(tp) == expected:
                 if (tp, expected) not in self._gave_up:
                     self._gave_up.add((tp, expected))
@@ -198,11 +207,15 @@ class RewindingConsumer(driver.Consumer):
                 expected,
             )
             self._rewound[tp] = expected
+            self._delivered.pop(tp, None)
             await self.seek(tp, expected)
 
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
         committed: bool = await super().commit(*args, **kwargs)
-        await self._rewind_dropped_tails()
+        try:
+            await self._rewind_dropped_tails()
+        except Exception:  # noqa: BLE001 - a safety net must not stop the commits; logged
+            self.log.exception("Kiểm tra bản ghi bị bỏ sót lỗi / The dropped-record check failed")
         rewind, self._rewind = self._rewind, {}
         for tp, offset in rewind.items():
             if tp in self.assignment():
@@ -215,6 +228,7 @@ class RewindingConsumer(driver.Consumer):
                     offset,
                 )
                 self._rewound[tp] = offset
+                self._delivered.pop(tp, None)
                 await self.seek(tp, offset)
         return committed
 

@@ -104,11 +104,12 @@ def test_gives_up_after_one_fruitless_rewind_and_says_so() -> None:
     assert "found no record" in c.log.errors[0]  # type: ignore[attr-defined]
 
 
-def tails(*, highwater: int = 7, queued: bool = False) -> RewindingConsumer:
-    """A consumer expecting offset 5 of the feed partition, with nothing acked."""
+def tails(*, delivered: int | None = 6, queued: bool = False) -> RewindingConsumer:
+    """A consumer expecting offset 5 of the feed partition, with nothing acked, that handed
+    the streams the records up to ``delivered``."""
     c = consumer(expected=5, acked=[])
     c._quiet = {}
-    c.__dict__["highwater"] = lambda tp: highwater
+    c._delivered = {} if delivered is None else {TP(FEED.topic, 1): delivered}
     queue = SimpleNamespace(empty=lambda: not queued)
     index = {FEED.topic: [SimpleNamespace(queue=queue)]}
     c.__dict__["app"] = SimpleNamespace(topics=SimpleNamespace(_topic_name_index=index))
@@ -118,25 +119,25 @@ def tails(*, highwater: int = 7, queued: bool = False) -> RewindingConsumer:
 def test_a_dropped_last_record_is_found_at_the_second_look() -> None:
     tp = TP(FEED.topic, 1)
     c = tails()
-    # Read past 5 (position 7), nothing acked, in flight or queued: suspect, not yet dropped.
-    assert c.dropped_tails(set(), {tp: 7}) == set()
-    assert c.dropped_tails(set(), {tp: 7}) == {tp}
+    # Records 5 and 6 were handed over; nothing acked, in flight or queued: suspect first.
+    assert c.dropped_tails(set()) == set()
+    assert c.dropped_tails(set()) == {tp}
 
 
 def test_a_record_on_its_way_is_not_taken_for_a_dropped_one() -> None:
     tp = TP(FEED.topic, 1)
-    for c, in_flight, position in (
-        (tails(), {tp}, 7),  # a stream holds a message of the partition
-        (tails(queued=True), set(), 7),  # a stream's queue holds one
-        (tails(), set(), 5),  # not read past 5 yet (paused, or behind)
-        (tails(highwater=5), set(), 7),  # no record at 5 at all
+    for c, in_flight in (
+        (tails(), {tp}),  # a stream holds a message of the partition
+        (tails(queued=True), set()),  # a stream's queue holds one
+        (tails(delivered=4), set()),  # 5 not handed over yet (fetched, paused, or behind)
+        (tails(delivered=None), set()),  # nothing handed over since the last seek
     ):
-        c.dropped_tails(in_flight, {tp: position})
-        assert c.dropped_tails(in_flight, {tp: position}) == set()
+        c.dropped_tails(in_flight)
+        assert c.dropped_tails(in_flight) == set()
     acked = tails()
     acked._acked[tp] = [5]  # processed: the commit takes it from here
-    acked.dropped_tails(set(), {tp: 7})
-    assert acked.dropped_tails(set(), {tp: 7}) == set()
+    acked.dropped_tails(set())
+    assert acked.dropped_tails(set()) == set()
 
 
 class FakeBuilder:
