@@ -198,17 +198,19 @@ class RewindingConsumer(driver.Consumer):
                         expected,
                     )
                 continue
-            self.log.warning(
+            await self._read_again(
+                tp,
+                expected,
                 "Bản ghi cuối %s offset %s bị bỏ sót khi tái cân bằng, đọc lại / The last record "
                 "of %s, offset %s, was dropped around a rebalance; reading it again",
-                tp,
-                expected,
-                tp,
-                expected,
             )
-            self._rewound[tp] = expected
-            self._delivered.pop(tp, None)
-            await self.seek(tp, expected)
+
+    async def _read_again(self, tp: TP, offset: int, message: str) -> None:
+        """Seek ``tp`` back to ``offset``, once for that offset, saying why (``message``)."""
+        self.log.warning(message, tp, offset, tp, offset)
+        self._rewound[tp] = offset
+        self._delivered.pop(tp, None)
+        await self.seek(tp, offset)
 
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
         committed: bool = await super().commit(*args, **kwargs)
@@ -219,17 +221,12 @@ class RewindingConsumer(driver.Consumer):
         rewind, self._rewind = self._rewind, {}
         for tp, offset in rewind.items():
             if tp in self.assignment():
-                self.log.warning(
+                await self._read_again(
+                    tp,
+                    offset,
                     "Bản ghi %s offset %s bị bỏ sót khi tái cân bằng, đọc lại / A record was "
                     "skipped around a rebalance at %s offset %s; reading from there again",
-                    tp,
-                    offset,
-                    tp,
-                    offset,
                 )
-                self._rewound[tp] = offset
-                self._delivered.pop(tp, None)
-                await self.seek(tp, offset)
         return committed
 
 
