@@ -193,10 +193,9 @@ class Batch:
         self.tables = {name: BatchedTable(table.data) for name, table in tables.items()}
         self.alerts = {name: BatchedTable(table.data) for name, table in alert_tables.items()}
         self.books = {name: AlertBook(table, clock) for name, table in self.alerts.items()}
-        self._changelogs = [
-            (overlay, _changelog_of(table))
-            for overlays, source in ((self.tables, tables), (self.alerts, alert_tables))
-            for (overlay, table) in ((overlays[name], source[name]) for name in source)
+        #: Each overlay with the changelog topic of its table.
+        self._changelogs = [(self.tables[n], _changelog_of(t)) for n, t in tables.items()] + [
+            (self.alerts[n], _changelog_of(t)) for n, t in alert_tables.items()
         ]
         self.outbox: dict[tuple[str, bytes], list[Any]] = {}
         #: Items of the batch handled per step, for ``ioc_batch_events{agent=step}``.
