@@ -81,6 +81,8 @@ HISTORY_PERIODS = 24
 ROLLUP_KEEP_PERIODS = 4
 #: Bytes the producer gathers per partition before a send must wait for it to be sent.
 PRODUCER_BATCH_BYTES = 512 * 1024
+#: How old the consumer's metadata may get before it is fetched again.
+METADATA_MAX_AGE_MS = 30_000
 #: Events taken per batch, and how long a batch waits to fill.
 BATCH_SIZE = 1000
 BATCH_WITHIN = 0.05
@@ -153,6 +155,9 @@ def create_app(
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.session_timeout / 3,
         consumer_auto_offset_reset="earliest",
+        # The group notices new partitions (or topics it missed) at a metadata refresh:
+        # every 30 s instead of aiokafka's 5 minutes (see transport.RewindingConsumerThread).
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         autodiscover=False,
     )
     monitor = Monitor(
