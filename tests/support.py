@@ -31,11 +31,26 @@ def wait_for(probe: Callable[[], T | None], timeout: float, what: str, interval:
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
 
 
+#: How long :func:`scrape` waits for one answer from ``/metrics``, and for any answer at all.
+SCRAPE_REQUEST_SECONDS = 10.0
+SCRAPE_SECONDS = 30.0
+
+
 def scrape(base_url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample at ``<base_url>/metrics``, keyed by (name, labels)."""
-    body = http_get(f"{base_url}/metrics")
-    if body is None:
-        return {}
+    """Every sample at ``<base_url>/metrics``, keyed by (name, labels).
+
+    A worker busy with a large batch can take seconds to answer (the CI machines are
+    shared); asking again beats reading a missed answer as "no samples". One that does not
+    answer within :data:`SCRAPE_SECONDS` fails the test, saying so.
+    """
+    url = f"{base_url}/metrics"
+    deadline = time.monotonic() + SCRAPE_SECONDS
+    body = http_get(url, timeout=SCRAPE_REQUEST_SECONDS)
+    while body is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{url} did not answer within {SCRAPE_SECONDS:.0f} s")
+        time.sleep(0.5)
+        body = http_get(url, timeout=SCRAPE_REQUEST_SECONDS)
     samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
