@@ -212,3 +212,20 @@ async def test_a_record_too_large_for_an_empty_batch_is_an_error() -> None:
     fake = FakeProducer(partitions=1, room=0)
     with pytest.raises(ValueError, match="does not fit"):
         await batch_producer(fake).send_records("t", [OutRecord(0, b"k", b"x" * 10)])
+
+
+def test_offsets_acked_twice_do_not_slow_commits_to_one_offset_each() -> None:
+    # As found in a worker crawling after a rebalance: each offset acked twice, and the
+    # index Faust checks missing some of them.
+    tp = TP(FEED.topic, 1)
+    c = consumer(expected=211, acked=[211, 212, 212, 213, 213, 214], committed=211)
+    c._acked_index[tp] = {211, 213, 214}
+    assert c._new_offset(tp) == 215
+    assert c._acked[tp] == []
+    assert c._acked_index[tp] == set()
+
+
+def test_faust_alone_commits_one_offset_per_repeated_ack() -> None:
+    # Why: a repeated offset ends Faust's run of consecutive offsets.
+    c = consumer(expected=211, acked=[211, 212, 212, 213, 213, 214], committed=211)
+    assert super(RewindingConsumer, c)._new_offset(TP(FEED.topic, 1)) == 213
