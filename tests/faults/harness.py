@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from ioc.settings import Settings
@@ -45,6 +46,13 @@ DATA_ALERTS = (
     "target_off_track",
     "validation_rule",
     "value_out_of_range",
+)
+#: kafka-python 3.0 clients of the test process (the lag and read-back checks, the senders) now
+#: and then leave a socket to the garbage collector: seen around a freshly started broker and
+#: during rebalances, source not found yet. A leak of the test process, not of a figure; only
+#: that warning is let through (every other unraisable exception still fails the test).
+UNCLOSED_CLIENT_SOCKET = pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
 )
 
 

@@ -15,6 +15,7 @@ from ioc.local.worker import WorkerProcess
 from ioc.settings import Settings
 from tests.faults.conftest import fault_settings
 from tests.faults.harness import (
+    UNCLOSED_CLIENT_SOCKET,
     Figures,
     Ledger,
     Reference,
@@ -26,7 +27,7 @@ from tests.faults.harness import (
     workload,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, UNCLOSED_CLIENT_SOCKET]
 
 STREAM_SECONDS = 30.0
 DOWN_SECONDS = 5.0

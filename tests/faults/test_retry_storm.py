@@ -10,6 +10,7 @@ import pytest
 from ioc.local.worker import WorkerProcess
 from tests.faults.conftest import fault_settings
 from tests.faults.harness import (
+    UNCLOSED_CLIENT_SOCKET,
     Figures,
     Ledger,
     Reference,
@@ -21,7 +22,7 @@ from tests.faults.harness import (
     workload,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.faults]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, UNCLOSED_CLIENT_SOCKET]
 
 PRODUCERS = 3
 
