@@ -44,13 +44,12 @@ def scrape(base_url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]
     answer within :data:`SCRAPE_SECONDS` fails the test, saying so.
     """
     url = f"{base_url}/metrics"
-    deadline = time.monotonic() + SCRAPE_SECONDS
-    body = http_get(url, timeout=SCRAPE_REQUEST_SECONDS)
-    while body is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{url} did not answer within {SCRAPE_SECONDS:.0f} s")
-        time.sleep(0.5)
-        body = http_get(url, timeout=SCRAPE_REQUEST_SECONDS)
+    body = wait_for(
+        lambda: http_get(url, timeout=SCRAPE_REQUEST_SECONDS),
+        SCRAPE_SECONDS,
+        f"{url} to answer",
+        interval=0.5,
+    )
     samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
     for family in text_string_to_metric_families(body.decode()):
         for sample in family.samples:
