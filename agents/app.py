@@ -54,7 +54,7 @@ from agents.quality import (
     with_period,
 )
 from agents.timeliness import assess_source, record_receipt
-from agents.transport import BatchProducer, OutRecord, Transport
+from agents.transport import BatchProducer, OutRecord, Transport, records_of
 from agents.web import register_views
 from ioc.clock import Clock
 from ioc.settings import Settings
@@ -83,9 +83,16 @@ ROLLUP_KEEP_PERIODS = 4
 PRODUCER_BATCH_BYTES = 512 * 1024
 #: How old the consumer's metadata may get before it is fetched again.
 METADATA_MAX_AGE_MS = 30_000
-#: Events taken per batch, and how long a batch waits to fill.
-BATCH_SIZE = 1000
+#: Records one fetch hands over at most (Faust's ``broker_max_poll_records``): a stream
+#: message carries one partition's records of a fetch (:class:`agents.transport.RecordChunk`).
+FETCH_RECORDS = 500
+#: Stream messages taken per batch (so at most ``FETCH_RECORDS`` times as many records), and
+#: how long a batch waits to fill.
+BATCH_SIZE = 16
 BATCH_WITHIN = 0.05
+#: Stream messages queued per stream ahead of its agent (Faust's ``stream_buffer_maxsize``,
+#: 4,096 by default: with chunks, that could hold a whole backlog in memory).
+STREAM_BUFFER = 4 * BATCH_SIZE
 
 
 @dataclass
@@ -158,6 +165,8 @@ def create_app(
         # The group notices new partitions (or topics it missed) at a metadata refresh:
         # every 30 s instead of aiokafka's 5 minutes (see transport.RewindingConsumerThread).
         consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
+        broker_max_poll_records=FETCH_RECORDS,
+        stream_buffer_maxsize=STREAM_BUFFER,
         autodiscover=False,
     )
     monitor = Monitor(
@@ -348,11 +357,14 @@ class _Agents:
             async for events in stream.take_events(BATCH_SIZE, BATCH_WITHIN):
                 out = Outgoing(self.app, self.metrics)
                 batch = Batch(out, tables, alert_tables, self.clock)
+                handled = 0
                 for event in events:
                     batch.at(event)
-                    await handle(event.message, batch)
+                    for record in records_of(event.message):
+                        await handle(record, batch)
+                        handled += 1
                 await batch.close()
-                self.metrics.batch_size.labels(name).observe(len(events))
+                self.metrics.batch_size.labels(name).observe(handled)
                 for step, handled in batch.counts.items():
                     self.metrics.batch_size.labels(step).observe(handled)
 

@@ -25,6 +25,11 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
 - a dropped record with no later one on its partition (the last report of a burst) is found
   at commit time, and read again (:meth:`RewindingConsumer.dropped_tails`).
 
+It hands the streams whole fetches instead of single records (:class:`RecordChunk`): Faust's
+delivery of one message (its drain loop, the conductor, the stream's iterator, the ack) costs
+more than the agents' work on it, so each partition's share of a fetch travels as one message
+and is acked, offset by offset, as one.
+
 It also gives the producer a way to hand whole record batches to aiokafka
 (:class:`BatchProducer`), which the agents use for every record they write.
 """
@@ -38,8 +43,12 @@ from typing import Any, NamedTuple
 
 import aiokafka
 from aiokafka.partitioner import murmur2
+from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
+from faust.types.tuples import ConsumerMessage, Message, ack_lock
+from mode import ServiceT
+from mode.utils.futures import notify
 
 #: Starting offsets of the stream partitions a rewind positioned, by partition.
 Starts = dict[TP, int]
@@ -130,8 +139,54 @@ class RewindingConsumerThread(driver.AIOKafkaConsumerThread):
         return committed  # type: ignore[no-any-return]
 
 
+#: Messages the fetch loop hands over between two yields to the event loop (Faust's figure).
+YIELD_EVERY = 100
+
+
+class RecordChunk(ConsumerMessage):
+    """The records of one partition from one fetch, delivered to the streams as one message.
+
+    Its ``offset`` is the last record's and ``first`` the first's; acking it acks every offset
+    from ``first`` to ``offset`` (an offset the fetch skipped is a gap, as Faust treats gaps).
+    ``records`` are the records as Faust's own messages (``topic``, ``partition``, ``offset``,
+    ``key``, ``value``, ``timestamp`` in seconds), never tracked or acked one by one.
+    """
+
+    __slots__ = ("first", "records")
+
+    def __init__(self, tp: TP, records: Sequence[Message], generation_id: int | None) -> None:
+        last = records[-1]
+        super().__init__(
+            tp.topic,
+            tp.partition,
+            last.offset,
+            last.timestamp,
+            last.timestamp_type,
+            None,
+            None,
+            None,
+            None,
+            0,
+            sum(record.serialized_value_size for record in records),
+            tp,
+            generation_id=generation_id,
+        )
+        self.first: int = records[0].offset
+        self.records: Sequence[Message] = records
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self.tp} offsets={self.first}..{self.offset}>"
+
+
+def records_of(message: Any) -> Sequence[Any]:
+    """The records a stream message carries: a chunk's, or the message itself."""
+    records: Sequence[Any] = getattr(message, "records", None) or (message,)
+    return records
+
+
 class RewindingConsumer(driver.Consumer):
-    """Faust's aiokafka consumer that never commits, or reads, past a record it missed."""
+    """Faust's aiokafka consumer that never commits, or reads, past a record it missed, and
+    that delivers stream records a fetch at a time (:class:`RecordChunk`)."""
 
     _expected: dict[TP, int]
     _rewind: dict[TP, int]
@@ -159,6 +214,135 @@ class RewindingConsumer(driver.Consumer):
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return RewindingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def getmany(self, timeout: float) -> Any:  # an async iterator of (TP, message)
+        """Fetch records: each stream partition's records as one :class:`RecordChunk`,
+        changelog records (table recovery) one by one, as Faust delivers them.
+
+        Faust's own ``getmany`` alternates between topics record by record so that one topic
+        cannot starve another; a chunk holds one fetch of one partition (bounded by
+        ``broker_max_poll_records``), so every partition of a fetch is handed over in turn.
+        """
+        records, active = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            # As Faust: records fetched while the flow is stopped are dropped, and read again
+            # from the committed offsets.
+            try:
+                await self.perform_seek()
+            except Exception:  # as Faust: the next fetch seeks again; logged, not raised
+                self.log.exception(
+                    "Không quay lại được offset đã commit / Seeking back to the committed "
+                    "offsets failed"
+                )
+            return
+        generation_id = self.app.consumer_generation_id
+        changelogs = self.app.tables.changelog_topics
+        to_message = self._to_message
+        for tp, fetched in records.items():
+            if not self.flow_active or self.app.consumer_generation_id != generation_id:
+                break
+            if not fetched or not (
+                active is None or tp in active or tp in self._buffered_partitions
+            ):
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            if tp.topic in changelogs:
+                for record in fetched:
+                    yield tp, to_message(tp, record)
+            else:
+                chunk = [to_message(tp, record) for record in fetched]
+                yield tp, RecordChunk(tp, chunk, generation_id)
+
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
+        """Faust's fetch loop (``Consumer._drain_messages``), for chunks as well as records."""
+        try:
+            await self._fetch_until_stopped(fetcher)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _fetch_until_stopped(self, fetcher: ServiceT) -> None:
+        consumer_stopped = self._stopped.is_set
+        fetcher_stopped = fetcher._stopped.is_set  # type: ignore[attr-defined]
+        since_yield = 0
+        while not (consumer_stopped() or fetcher_stopped()):
+            self.diag.set_flag(CONSUMER_FETCHING)
+            fetched = self.getmany(timeout=1.0)
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in fetched:
+                    unread = self._unread(tp, message)
+                    if unread is not None:
+                        await self._deliver(tp, unread)
+                    since_yield += 1
+                    if since_yield >= YIELD_EVERY:  # as Faust: let the loop breathe
+                        since_yield = 0
+                        await asyncio.sleep(0)
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def _unread(self, tp: TP, message: Message) -> Message | None:
+        """``message`` without what was read already (None if nothing is left).
+
+        A record counts as read up to the last offset handed over, or from the offset of a
+        seek on (Faust's ``_read_offset``).
+        """
+        r_offset = self._read_offset.get(tp)
+        if r_offset is None or message.offset < r_offset:
+            return None if r_offset is not None else message
+        if isinstance(message, RecordChunk) and message.first < r_offset:
+            kept = [record for record in message.records if record.offset >= r_offset]
+            return RecordChunk(tp, kept, message.generation_id)
+        return message
+
+    async def _deliver(self, tp: TP, message: Message) -> None:
+        """Hand ``message`` to the streams, as Faust's fetch loop does."""
+        r_offset = self._read_offset.get(tp)
+        first = getattr(message, "first", message.offset)
+        if r_offset and first - r_offset > 1 and self.app.topics.acks_enabled_for(tp.topic):
+            await self._add_gap(tp, r_offset + 1, first)
+        commit_every = self._commit_every
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
+        await self.wait_first(self.callback(message), self.suspend_flow.wait())
+        self._read_offset[tp] = message.offset
+
+    def ack(self, message: Message) -> bool:
+        """Mark a message processed; a chunk marks every offset from its first to its last."""
+        if not isinstance(message, RecordChunk):
+            acked: bool = super().ack(message)
+            return acked
+        with ack_lock:
+            if message.acked:
+                return False
+            message.acked = True
+            self._unacked_messages.discard(message)
+            tp = message.tp
+            if self.app.topics.acks_enabled_for(message.topic):
+                committed = self._committed_offset[tp]
+                index = self._acked_index[tp]
+                offsets = self._acked[tp]
+                start = message.first if committed is None else max(message.first, committed)
+                new = [offset for offset in range(start, message.offset + 1) if offset not in index]
+                index.update(new)
+                offsets.extend(new)
+                self._n_acked += len(new)
+            notify(self._waiting_for_ack)
+            return True
 
     def expect(self, starts: Starts) -> None:
         """After a seek: each partition's next record to process is at ``starts[tp]``."""

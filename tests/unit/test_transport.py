@@ -6,13 +6,22 @@ import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
+from weakref import WeakSet
 
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 from faust.types import TP
+from faust.types.tuples import Message
 
-from agents.transport import BatchProducer, OutRecord, RewindingConsumer, rewind_to_committed
+from agents.transport import (
+    BatchProducer,
+    OutRecord,
+    RecordChunk,
+    RewindingConsumer,
+    records_of,
+    rewind_to_committed,
+)
 
 FEED = TopicPartition("ioc.feed.ict", 1)
 CHANGELOG = TopicPartition("ioc-monitor-series-changelog", 1)
@@ -229,3 +238,110 @@ def test_faust_alone_commits_one_offset_per_repeated_ack() -> None:
     # Why: a repeated offset ends Faust's run of consecutive offsets.
     c = consumer(expected=211, acked=[211, 212, 212, 213, 213, 214], committed=211)
     assert super(RewindingConsumer, c)._new_offset(TP(FEED.topic, 1)) == 213
+
+
+def record(offset: int, partition: int = 1) -> Message:
+    return Message(FEED.topic, partition, offset, 1.0, 0, None, b"k", b"v%d" % offset, None)
+
+
+def chunk(*offsets: int) -> RecordChunk:
+    return RecordChunk(TP(FEED.topic, 1), [record(o) for o in offsets], generation_id=1)
+
+
+def acking(expected: int, committed: int | None = None) -> RewindingConsumer:
+    """A consumer whose ``ack`` and ``_new_offset`` run on their own bookkeeping."""
+    c = consumer(expected=expected, acked=[], committed=committed)
+    c._unacked_messages = WeakSet()
+    c._n_acked = 0
+    c._waiting_for_ack = None
+    topics = SimpleNamespace(acks_enabled_for=lambda topic: True)
+    c.__dict__["app"] = SimpleNamespace(topics=topics)
+    return c
+
+
+def test_a_chunk_carries_its_records_and_spans_their_offsets() -> None:
+    c = chunk(5, 6, 7)
+    assert (c.first, c.offset, c.tp) == (5, 7, TP(FEED.topic, 1))
+    assert [r.value for r in records_of(c)] == [b"v5", b"v6", b"v7"]
+    single = record(9)
+    assert list(records_of(single)) == [single]  # a plain message is its only record
+
+
+def test_acking_a_chunk_acks_every_offset_so_one_commit_covers_it() -> None:
+    tp = TP(FEED.topic, 1)
+    c = acking(expected=5, committed=5)
+    message = chunk(5, 6, 8)  # 7 is not in the fetch (a gap, as Faust treats gaps)
+    c._unacked_messages.add(message)
+    assert c.ack(message) is True
+    assert c.ack(message) is False  # once only
+    assert sorted(c._acked[tp]) == [5, 6, 7, 8]
+    assert c._n_acked == 4
+    assert message not in c._unacked_messages
+    assert c._new_offset(tp) == 9
+
+
+def test_a_chunk_acks_nothing_below_the_committed_offset() -> None:
+    tp = TP(FEED.topic, 1)
+    c = acking(expected=7, committed=7)
+    c.ack(chunk(5, 6, 7, 8))  # read again from 5 after a rebalance; 5 and 6 committed
+    assert sorted(c._acked[tp]) == [7, 8]
+    assert c._new_offset(tp) == 9
+
+
+def test_only_the_unread_records_of_a_chunk_are_handed_over() -> None:
+    tp = TP(FEED.topic, 1)
+    c = RewindingConsumer.__new__(RewindingConsumer)
+    c._read_offset = defaultdict(lambda: None)
+    fresh = chunk(3, 4, 5)
+    assert c._unread(tp, fresh) is fresh  # nothing read yet
+    c._read_offset[tp] = 4  # read up to 4 (or sought back to 4)
+    kept = c._unread(tp, fresh)
+    assert isinstance(kept, RecordChunk)
+    assert [r.offset for r in kept.records] == [4, 5]
+    assert (kept.first, kept.offset) == (4, 5)
+    assert c._unread(tp, chunk(1, 2, 3)) is None  # all of it read
+    assert c._unread(tp, record(3)) is None
+    plain = record(4)
+    assert c._unread(tp, plain) is plain
+
+
+async def test_a_fetch_becomes_one_chunk_per_stream_partition_and_records_per_changelog() -> None:
+    feed, other, changelog = TP(FEED.topic, 0), TP(FEED.topic, 1), TP(CHANGELOG.topic, 1)
+    fetched = {
+        feed: [SimpleNamespace(offset=o) for o in (0, 1, 2)],
+        other: [SimpleNamespace(offset=7)],
+        changelog: [SimpleNamespace(offset=o) for o in (10, 11)],
+    }
+    c = RewindingConsumer.__new__(RewindingConsumer)
+
+    async def wait_next_records(timeout: float) -> tuple[Any, Any]:
+        return fetched, {feed, other, changelog}
+
+    c.__dict__.update(
+        _wait_next_records=wait_next_records,
+        _to_message=lambda tp, r: Message(
+            tp.topic, tp.partition, r.offset, 1.0, 0, None, None, b"", None
+        ),
+        highwater=lambda tp: 0,
+        flow_active=True,
+        _buffered_partitions=set(),
+        app=SimpleNamespace(
+            consumer_generation_id=3,
+            tables=SimpleNamespace(changelog_topics={CHANGELOG.topic}),
+            monitor=SimpleNamespace(track_tp_end_offset=lambda tp, offset: None),
+        ),
+    )
+    c.__dict__["_stopped"] = asyncio.Event()
+    c.__dict__["_crashed"] = asyncio.Event()
+    delivered = [(tp, m) async for tp, m in c.getmany(timeout=1.0)]
+    shown = [
+        (tp.partition, type(m).__name__, getattr(m, "first", m.offset), m.offset)
+        for tp, m in delivered
+    ]
+    assert shown == [
+        (0, "RecordChunk", 0, 2),
+        (1, "RecordChunk", 7, 7),
+        (1, "Message", 10, 10),
+        (1, "Message", 11, 11),
+    ]
+    assert all(m.generation_id == 3 for _, m in delivered if isinstance(m, RecordChunk))
