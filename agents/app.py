@@ -37,12 +37,12 @@ from typing import Any, cast
 
 import faust
 import orjson
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
 from agents.alerts import AlertBook, Transition, fingerprint
 from agents.batching import BatchedTable
 from agents.gatekeeper import Duplicate, Forward, Gatekeeper, position_of
-from agents.metrics import PipelineMetrics, register_collectors
+from agents.metrics import PipelineMetrics, observe_all, register_collectors
 from agents.quality import (
     Figure,
     TargetIndex,
@@ -217,10 +217,15 @@ class Batch:
         #: Counter increments of the batch, by counter child: added once, when it closes
         #: (an increment takes a lock; a batch has thousands of them for a few counters).
         self._tallies: dict[Any, int] = {}
+        self._observed: dict[Histogram, list[float]] = {}
 
     def tally(self, counter: Any) -> None:
         """One more for ``counter`` (a labelled child), counted when the batch closes."""
         self._tallies[counter] = self._tallies.get(counter, 0) + 1
+
+    def observe(self, histogram: Histogram, amount: float) -> None:
+        """``amount`` for ``histogram``, observed when the batch closes."""
+        self._observed.setdefault(histogram, []).append(amount)
 
     def at(self, event: Any) -> None:
         """Make ``event`` the one whose partition the next table writes belong to."""
@@ -248,6 +253,9 @@ class Batch:
         for counter, amount in self._tallies.items():
             counter.inc(amount)
         self._tallies.clear()
+        for histogram, amounts in self._observed.items():
+            observe_all(histogram, amounts)
+        self._observed.clear()
 
 
 def _changelog_of(table: Any) -> str:
@@ -483,7 +491,7 @@ class _Agents:
         if message.timestamp:
             # The record keeps the agency's produce time, and Faust gives timestamps in
             # seconds. Latency is wall time, whatever the clock.
-            self.metrics.latency.observe(max(0.0, time.time() - message.timestamp))
+            batch.observe(self.metrics.latency, max(0.0, time.time() - message.timestamp))
 
         if event.period == ordered[-1]:  # judge only the newest period, not old corrections
             history = [periods[p][0] for p in ordered[-1 - HISTORY_PERIODS : -1]]

@@ -10,12 +10,13 @@ Every input ends in exactly one outcome:
 * :class:`Duplicate` an event id already seen for that series and period: counted, dropped.
 
 State is one entry per (indicator, area, period), on the partition of the feed message whose
-key is ``indicator|area``: that is why the key is part of the contract. An entry is a flat
-list, ``[sent_at, id, origin, id, origin, ...]``: when the current value was sent (epoch
-microseconds), then each event id remembered (hex) and the position it was read from
-(:func:`position_of`), oldest first. A million distinct reports means a million entries, so
-the entry is kept small: about a third of the dict of dicts of strings it replaces (which is
-still read, from changelogs written before).
+key is ``indicator|area``: that is why the key is part of the contract. An entry is one
+string, ``"sent id origin id origin ..."``: when the current value was sent (epoch
+microseconds, hex), then each event id remembered (32 hex digits) and the position it was read
+from (:func:`position_of`, hex; ``-`` when unknown), oldest first. A million distinct reports
+means a million entries, so the entry is kept small: a string of about a hundred bytes, where
+the flat list ``[sent, id, origin, ...]`` before it took 270 and the dict of dicts of strings
+before that three times as much (both still read, from changelogs written before).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 #: Bits of a position that hold the partition (the offset is above them).
 _PARTITION_BITS = 16
+#: A position not known, in an entry.
+_UNKNOWN = "-"
 
 
 def state_key(event: IndicatorEvent) -> str:
@@ -90,10 +93,23 @@ def _shown(micros: int) -> str:
 def remembered(state: Any) -> tuple[int, dict[str, int | None]]:
     """A dedupe entry read: when its value was sent (epoch microseconds), and the event ids
     remembered with the position each was read from (oldest first)."""
-    if isinstance(state, dict):  # the format before compact entries: read, never written
+    if isinstance(state, str):
+        sent, *rest = state.split(" ")
+        positions = (None if p == _UNKNOWN else int(p, 16) for p in rest[1::2])
+        return int(sent, 16), dict(zip(rest[::2], positions, strict=True))
+    if isinstance(state, dict):  # the first format: read, never written
         ids = {uuid_hex(i): _old_position(o) for i, o in state["ids"].items()}
         return _micros(datetime.fromisoformat(state["sent_at"])), ids
-    return state[0], dict(zip(state[1::2], state[2::2], strict=True))
+    return state[0], dict(zip(state[1::2], state[2::2], strict=True))  # the flat list
+
+
+def entry_of(sent: int, ids: dict[str, int | None]) -> str:
+    """The dedupe entry of a value sent at ``sent`` (epoch microseconds), remembering ``ids``
+    (event id to position, oldest first): the newest :data:`MAX_IDS_PER_PERIOD` of them."""
+    parts = [f"{sent:x}"]
+    for kept_id, position in list(ids.items())[-MAX_IDS_PER_PERIOD:]:
+        parts += (kept_id, _UNKNOWN if position is None else f"{position:x}")
+    return " ".join(parts)
 
 
 def uuid_hex(event_id: str) -> str:
@@ -177,8 +193,5 @@ class Gatekeeper:
                     ),
                 )
         ids[event_id] = origin
-        entry: list[Any] = [sent]
-        for kept_id, position in list(ids.items())[-MAX_IDS_PER_PERIOD:]:
-            entry += (kept_id, position)
-        self.seen[skey] = entry
+        self.seen[skey] = entry_of(sent, ids)
         return Forward(event, correction=state is not None)

@@ -9,7 +9,7 @@ by the catalogue: sources, indicators, areas, alert names; never event ids or fr
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, cast
 
@@ -54,6 +54,22 @@ class FastHistogram(Histogram):
             if child is not None:
                 return cast(Self, child)
         return super().labels(*labelvalues, **labelkwargs)
+
+
+def observe_all(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """Observe every one of ``amounts``, as ``histogram.observe`` would one by one, taking
+    each bucket's lock once: a batch observes thousands of latencies."""
+    if not amounts:
+        return
+    bounds = histogram._upper_bounds
+    counts = [0] * len(bounds)
+    for amount in amounts:
+        counts[bisect_left(bounds, amount)] += 1  # the first bound >= amount (+Inf last)
+    histogram._raise_if_not_observable()  # type: ignore[no-untyped-call]
+    histogram._sum.inc(sum(amounts))
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 class PipelineMetrics:

@@ -14,6 +14,7 @@ import pytest
 from kafka.partitioner.default import murmur2
 from prometheus_client import CollectorRegistry
 
+from agents.gatekeeper import position_of
 from agents.metrics import PipelineMetrics, SeriesCollector
 from agents.quality import target_for
 from bench.child import RunnerArgs, RunnerResult, parse_args
@@ -208,11 +209,11 @@ def test_the_peer_job_validates_dedupes_keeps_latest_and_counts(
     states: dict[bytes, FakeState] = {}
     for offset, record in enumerate([*dataset.load, b"not json"]):
         if isinstance(record, bytes):  # a broken message on the ict feed
-            job.handle("p.ioc.feed.ict", "x", record, b"k|a", 0, FakeState())  # type: ignore[arg-type]
+            job.handle("p.ioc.feed.ict", position_of(0, offset), record, b"k|a", 0, FakeState())  # type: ignore[arg-type]
             continue
         state = states.setdefault(record.key, FakeState())
         topic = f"p.ioc.feed.{record.source}"
-        job.handle(topic, f"{topic}/0/{offset}", record.value, record.key, 0, state)  # type: ignore[arg-type]
+        job.handle(topic, position_of(0, offset), record.value, record.key, 0, state)  # type: ignore[arg-type]
     counts = job.counts()
     assert counts["received"] == len(dataset.load) + 1
     assert counts["accepted"] == dataset.distinct

@@ -16,6 +16,7 @@ from agents.gatekeeper import (
     Forward,
     Gatekeeper,
     Reject,
+    entry_of,
     position_of,
     remembered,
     state_key,
@@ -129,7 +130,30 @@ def test_an_entry_remembers_the_newest_ids_and_is_compact() -> None:
     assert sent == remembered([sent])[0]
     assert len(ids) == MAX_IDS_PER_PERIOD
     assert list(ids.values())[-1] == position_of(1, MAX_IDS_PER_PERIOD + 2)
-    assert all(isinstance(item, int | str) for item in entry)  # JSON of numbers and strings
+    assert isinstance(entry, str)  # one string: a third of the memory of a list of the same
+    assert len(entry) < 40 * (MAX_IDS_PER_PERIOD + 1)
+
+
+def test_an_entry_in_the_flat_list_format_is_still_read() -> None:
+    # Changelogs written before entries were strings hold [sent, id, origin, ...].
+    ev = event()
+    old = [_micros_of(ev), ev.event_id.hex, position_of(0, 7), "ab" * 16, None]
+    keeper = gatekeeper({state_key(ev): old})
+    assert judge_from(keeper, ev, position_of(0, 7)) == Forward(ev, correction=False)
+    assert judge_from(keeper, ev, position_of(0, 8)) == Duplicate(ev)
+    newer = event(value=1.0, sent_at=ev.sent_at + timedelta(hours=1))
+    assert judge_from(keeper, newer, position_of(0, 9)) == Forward(newer, correction=True)
+    sent, ids = remembered(keeper.seen[state_key(ev)])
+    assert list(ids.items()) == [
+        (ev.event_id.hex, position_of(0, 7)),
+        ("ab" * 16, None),
+        (newer.event_id.hex, position_of(0, 9)),
+    ]
+    assert remembered(entry_of(sent, ids)) == (sent, ids)
+
+
+def _micros_of(ev: IndicatorEvent) -> int:
+    return (ev.sent_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def judge_from(keeper: Gatekeeper, ev: IndicatorEvent, origin: int) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
 from agents.metrics import (
     ALERT_TABLES,
@@ -14,6 +14,7 @@ from agents.metrics import (
     RollupCollector,
     SeriesCollector,
     SourceCollector,
+    observe_all,
 )
 from ioc.clock import SystemClock
 from ioc.settings import Settings
@@ -171,3 +172,26 @@ def test_counters_live_only_in_the_registry_given() -> None:
     labels = {"source": "ict", "reason": "not_json"}
     assert mine.get_sample_value("ioc_events_rejected_total", labels) == 1
     assert other.get_sample_value("ioc_events_rejected_total", labels) is None
+
+
+def test_observing_a_batch_at_once_gives_what_observing_each_gives() -> None:
+    amounts = [0.0, 0.005, 0.0051, 0.3, 0.25, 7.0, 31.0, 1e9, 0.01]
+    one, each = CollectorRegistry(), CollectorRegistry()
+    batched = Histogram("h", "h", buckets=(0.005, 0.01, 0.25, 5, 30), registry=one)
+    single = Histogram("h", "h", buckets=(0.005, 0.01, 0.25, 5, 30), registry=each)
+    observe_all(batched, amounts)
+    observe_all(batched, [])
+    for amount in amounts:
+        single.observe(amount)
+    assert samples(one) == samples(each)
+    assert one.get_sample_value("h_bucket", {"le": "0.005"}) == 2
+    assert one.get_sample_value("h_count") == len(amounts)
+
+
+def samples(registry: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
+    return [
+        (sample.name, sample.labels, sample.value)
+        for family in registry.collect()
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    ]
