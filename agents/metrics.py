@@ -138,7 +138,7 @@ class PipelineMetrics:
             "ioc_batch_events",
             "Events taken per batch by an agent.",
             ["agent"],
-            buckets=(1, 10, 50, 100, 250, 500, 1000),
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
             registry=registry,
         )
         for source in sources:
