@@ -87,14 +87,15 @@ class AlertBook:
         """Record whether the condition holds now; return the transition it causes, if any."""
         key = fingerprint(alertname, source, indicator, area)
         current = self.state.get(key)
-        now = self.clock.now()
         if not active:
             if current is None:
-                return None
+                return None  # the common case, several times per event: no clock read
+            now = self.clock.now()
             del self.state[key]
             if current["status"] != "firing":
                 return None  # pending only: it never fired, so nothing resolves
             return self._transition("resolved", key, current, ends_at=now)
+        now = self.clock.now()
         entry = {
             "alertname": alertname,
             "severity": severity,

@@ -20,7 +20,7 @@ event's partition is the key's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -52,6 +52,11 @@ class BatchedTable(MutableMapping[str, Any]):
 
     def __init__(self, storage: MutableMapping[str, Any]) -> None:
         self.storage = storage
+        # Faust's in-memory store is a mapping over a dict (``.data``) without a ``get`` of
+        # its own: the ``Mapping.get`` it inherits raises and catches a KeyError for every
+        # key not there, which is most of them (new reports, alerts that do not hold).
+        rows = getattr(storage, "data", None)
+        self._rows: Mapping[str, Any] = rows if isinstance(rows, dict) else storage
         self.event: Any = None  # the event being processed; set by the agent
         self._pending: dict[str, tuple[Any, Any]] = {}
 
@@ -61,7 +66,7 @@ class BatchedTable(MutableMapping[str, Any]):
             if value is _DELETED:
                 raise KeyError(key)
             return value
-        value = self.storage.get(key)
+        value = self._rows.get(key)
         if value is None:
             raise KeyError(key)
         return value
@@ -71,8 +76,15 @@ class BatchedTable(MutableMapping[str, Any]):
         pending = self._pending.get(key)
         if pending is not None:
             return default if pending[1] is _DELETED else pending[1]
-        value = self.storage.get(key)
+        value = self._rows.get(key)
         return default if value is None else value
+
+    def written(self, key: str) -> bool:
+        """Whether this batch wrote ``key`` (and did not delete it). The agents write fresh
+        objects only, so such a value is the batch's own until :meth:`flush`: nothing else
+        holds it, and it may be changed in place."""
+        pending = self._pending.get(key)
+        return pending is not None and pending[1] is not _DELETED
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._pending[key] = (self.event, value)

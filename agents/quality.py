@@ -65,14 +65,18 @@ def roll_up(indicator: Indicator, children: Iterable[Figure]) -> Rollup | None:
     return Rollup(value, numerator, denominator, len(figures))
 
 
-def with_period(periods: dict[str, Any], period: str, figure: Any, keep: int) -> dict[str, Any]:
+def with_period(
+    periods: dict[str, Any], period: str, figure: Any, keep: int, *, owned: bool = False
+) -> dict[str, Any]:
     """A series' periods with ``period`` set to ``figure``, the newest ``keep`` kept, in order.
 
     ``periods`` is kept sorted (JSON keeps the order through the changelog), so the common
-    case, a new latest period, appends without sorting; ``periods`` itself is never changed.
+    case, a new latest period, appends without sorting. ``periods`` itself is never changed,
+    unless it is ``owned`` (made by this batch, so nothing else holds it): then a new latest
+    period is appended to it in place instead of to a copy.
     """
     if not periods or period > next(reversed(periods)):
-        merged = dict(periods)
+        merged = periods if owned else dict(periods)
         merged[period] = figure
         while len(merged) > keep:
             del merged[next(iter(merged))]

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from faust.utils import json as faust_json_codec
+from mode.utils.collections import FastUserDict
 from prometheus_client import CollectorRegistry
 
 from agents.app import Batch, Outgoing
@@ -121,3 +122,43 @@ async def test_a_batch_sends_its_changelogs_and_one_record_per_posted_key() -> N
     ]
     assert registry.get_sample_value("ioc_events_received_total", {"source": "ict"}) == 2
     assert registry.get_sample_value("ioc_records_produced_total") == 3
+
+
+class Store(FastUserDict[str, Any]):
+    """As Faust's in-memory store: a mapping over a dict, ``.data``, that counts the lookups
+    that fail through it."""
+
+    def __init__(self, rows: dict[str, Any]) -> None:
+        self.data = rows
+        self.misses = 0
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.data:
+            self.misses += 1
+        return self.data[key]
+
+
+def test_over_a_faust_store_reads_its_rows_and_writes_through_it() -> None:
+    store = Store({"a": 1})
+    table = BatchedTable(store)
+    table.event = Event(0)
+    assert table.get("a") == 1
+    assert table.get("missing", "d") == "d"
+    assert "missing" not in table
+    assert store.misses == 0  # a missing key is not a KeyError raised and caught each time
+    table["b"] = 2
+    assert store.data == {"a": 1}  # not before the flush
+    table.flush()
+    assert store.data == {"a": 1, "b": 2}
+
+
+def test_a_key_written_in_the_batch_is_its_own_until_the_flush() -> None:
+    table = BatchedTable({"stored": {"v": 1}, "gone": {"v": 2}})
+    table.event = Event(0)
+    assert not table.written("stored")  # held by the storage: to be copied, not changed
+    table["new"] = {"v": 3}
+    del table["gone"]
+    assert table.written("new")
+    assert not table.written("gone")
+    table.flush()
+    assert not table.written("new")  # the storage holds it now

@@ -15,6 +15,7 @@ from agents.quality import (
     percent_change,
     roll_up,
     target_for,
+    with_period,
 )
 from streams.catalogue import Target, default_catalogue
 
@@ -145,3 +146,24 @@ def test_the_published_q3_2024_figures_break_the_parts_sum_rule() -> None:
     assert not rule.holds(q3_2024)
     assert rule.gap(q3_2024) == -20.0  # 1,866 - 1,886
     assert rule.holds(early_2025)
+
+
+def test_with_period_keeps_the_newest_in_order_and_never_changes_what_it_was_given() -> None:
+    periods = {"2024-01": [1.0], "2024-02": [2.0], "2024-03": [3.0]}
+    original = {p: list(v) for p, v in periods.items()}
+    latest = with_period(periods, "2024-04", [4.0], keep=3)
+    assert list(latest) == ["2024-02", "2024-03", "2024-04"]
+    late = with_period(periods, "2023-12", [0.5], keep=4)  # an old period, sorted in
+    assert list(late) == ["2023-12", "2024-01", "2024-02", "2024-03"]
+    assert with_period(periods, "2024-02", [2.5], keep=3)["2024-02"] == [2.5]  # a correction
+    assert periods == original
+
+
+def test_owned_periods_take_a_new_latest_in_place() -> None:
+    periods = {"2024-01": [1.0], "2024-02": [2.0]}
+    same = with_period(periods, "2024-03", [3.0], keep=2, owned=True)
+    assert same is periods
+    assert list(periods) == ["2024-02", "2024-03"]
+    # An older period is sorted into a new mapping, owned or not.
+    older = with_period(periods, "2024-01", [1.0], keep=3, owned=True)
+    assert list(older) == ["2024-01", "2024-02", "2024-03"]
