@@ -44,6 +44,10 @@ STALL_SECONDS = 120.0
 #: Every message received and the counts still for this long: the rest were lost.
 QUIET_SECONDS = 30.0
 
+#: After the pre-load, how long the agents behind the ingest agent (rollups, rules,
+#: reporting) may take to read what it sent them, before the latency run starts anyway.
+CATCH_UP_SECONDS = 300.0
+
 #: Longest pause between two scrapes: Prometheus' default scrape interval. A scrape renders
 #: every series the worker holds (tenths of a second once it holds thousands), so the worker
 #: is scraped about as often as in production; the pause shrinks as the end comes near.
@@ -83,6 +87,17 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     """The sum of every series of ``name`` whose labels include ``labels``."""
     wanted = set(labels.items())
     return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+def behind_on(samples: Samples, topics: set[str]) -> int:
+    """Messages a worker has still to read on ``topics`` (``ioc_consumer_lag_messages``)."""
+    return int(
+        sum(
+            value
+            for (name, labels), value in samples.items()
+            if name == "ioc_consumer_lag_messages" and dict(labels).get("topic") in topics
+        )
+    )
 
 
 def evaluated(samples: Samples) -> int:
@@ -147,6 +162,22 @@ class WorkerRun:
     def scrapes(self) -> list[Samples]:
         """One scrape of each worker."""
         return [scrape(s.worker_url) for s in self.settings]
+
+    def catch_up(self, limit: float) -> float | None:
+        """Wait until no worker has anything left to read on its internal topics (what the
+        ingest agent sent the later agents); return how long that took, or None when they
+        were still behind after ``limit`` seconds."""
+        topics = Topics(self.settings[0].topic_prefix)
+        internal = {topics.rollups, topics.rules, topics.receipts}
+        began = time.perf_counter()
+        while True:
+            behind = sum(behind_on(samples, internal) for samples in self.scrapes())
+            waited = time.perf_counter() - began
+            if behind == 0:
+                return waited
+            if waited >= limit:
+                return None
+            time.sleep(0.5)
 
     def progress(self) -> Progress:
         """What all workers together have received and finished."""
@@ -294,6 +325,10 @@ def measure_workers(
             create_feeds(run.settings[0], catalogue.sources)
             run.start()
         if dataset.live:
+            if not partial:
+                # The pre-load is done when the later agents have read it too: a latency run
+                # started before would measure a worker still busy with the pre-load.
+                result.counts["catch_up_seconds"] = run.catch_up(CATCH_UP_SECONDS)
             progress(
                 f"worker ×{processes}: đo độ trễ ở {rate:g} sự kiện/s / "
                 f"measuring latency at {rate:g} events/s"

@@ -23,7 +23,7 @@ from bench.load import Partitioner
 from bench.report import BenchReport, figures, render_table
 from bench.run import QUIX_MISSING, BenchOptions, require_quix
 from bench.stats import peak_rss_bytes, percentile, rate, ratio
-from bench.worker import Progress, histogram_bound, total
+from bench.worker import Progress, behind_on, histogram_bound, total
 from ioc.errors import ConfigurationError, PrerequisiteMissing
 from streams.catalogue import Catalogue, default_catalogue
 from streams.periods import LOCAL_TZ
@@ -177,6 +177,25 @@ def test_totals_sum_the_matching_series() -> None:
     assert total(samples, "ioc_events_received_total") == 130
     assert total(samples, "ioc_batch_events_sum", agent="evaluate") == 120
     assert Progress(received=130, evaluated=120, dropped=10).finished == 130
+
+
+def test_what_is_left_to_read_counts_only_the_topics_asked_for() -> None:
+    def lag(topic: str, partition: str) -> tuple[str, frozenset[tuple[str, str]]]:
+        return (
+            "ioc_consumer_lag_messages",
+            frozenset({("topic", topic), ("partition", partition)}),
+        )
+
+    samples = {
+        lag("b.ioc.internal.rollups", "0"): 3.0,
+        lag("b.ioc.internal.rollups", "1"): 4.0,
+        lag("b.ioc.internal.receipts", "0"): 0.0,
+        lag("b.ioc.feed.ict", "0"): 50.0,
+        ("ioc_events_received_total", frozenset({("topic", "b.ioc.internal.rollups")})): 9.0,
+    }
+    assert behind_on(samples, {"b.ioc.internal.rollups", "b.ioc.internal.receipts"}) == 7
+    assert behind_on(samples, {"b.ioc.internal.receipts"}) == 0
+    assert behind_on({}, {"b.ioc.internal.rollups"}) == 0
 
 
 # --- the peer's job (Quix's state replaced by a dict) ----------------------------------------
