@@ -378,8 +378,8 @@ class _Agents:
                         handled += 1
                 await batch.close()
                 self.metrics.batch_size.labels(name).observe(handled)
-                for step, handled in batch.counts.items():
-                    self.metrics.batch_size.labels(step).observe(handled)
+                for step, count in batch.counts.items():
+                    self.metrics.batch_size.labels(step).observe(count)
 
         agent.__name__ = agent.__qualname__ = name
         self.app.agent(topic, name=name)(agent)

@@ -47,6 +47,9 @@ QUIET_SECONDS = 30.0
 #: After the pre-load, how long the agents behind the ingest agent (rollups, rules,
 #: reporting) may take to read what it sent them, before the latency run starts anyway.
 CATCH_UP_SECONDS = 300.0
+#: Pause between two looks while waiting for them: a scrape costs the worker a few tenths of
+#: a second, so looking more often would slow what it waits for.
+CATCH_UP_POLL_SECONDS = 2.0
 
 #: Longest pause between two scrapes: Prometheus' default scrape interval. A scrape renders
 #: every series the worker holds (tenths of a second once it holds thousands), so the worker
@@ -91,13 +94,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 def behind_on(samples: Samples, topics: set[str]) -> int:
     """Messages a worker has still to read on ``topics`` (``ioc_consumer_lag_messages``)."""
-    return int(
-        sum(
-            value
-            for (name, labels), value in samples.items()
-            if name == "ioc_consumer_lag_messages" and dict(labels).get("topic") in topics
-        )
-    )
+    return int(sum(total(samples, "ioc_consumer_lag_messages", topic=t) for t in topics))
 
 
 def evaluated(samples: Samples) -> int:
@@ -177,7 +174,7 @@ class WorkerRun:
                 return waited
             if waited >= limit:
                 return None
-            time.sleep(0.5)
+            time.sleep(CATCH_UP_POLL_SECONDS)
 
     def progress(self) -> Progress:
         """What all workers together have received and finished."""
