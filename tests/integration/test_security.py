@@ -536,7 +536,7 @@ def _stand_in_scripts(kafka_home: Path) -> None:
     """``bin/kafka-storage.sh`` and ``bin/kafka-server-start.sh`` on the cached jars."""
     distribution = KafkaDistribution(Settings().cache_dir)
     if not distribution.is_ready():
-        pytest.skip("the Kafka jars are not cached (make jars)")
+        pytest.fail("the Kafka jars are not cached: run make jars (make test does)")
     java = find_java()
     logging_config = f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'log4j2.properties'}"
     bin_dir = kafka_home / "bin"
