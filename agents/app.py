@@ -53,6 +53,7 @@ from agents.quality import (
     settle_period,
     with_period,
 )
+from agents.stores import PERIODS_STORE
 from agents.timeliness import assess_source, record_receipt
 from agents.transport import BatchProducer, OutRecord, Transport, records_of
 from agents.web import register_views
@@ -337,10 +338,12 @@ class _Agents:
         self.sources = {topics.feed(s): s for s in self.catalogue.sources}
         self.names = topics
 
-    def _table(self, name: str) -> Any:
+    def _table(self, name: str, store: str | None = None) -> Any:
         # No key_type/value_type: plain JSON. Faust's recovery calls ``value_type.from_data``,
         # which builtins such as ``dict`` do not have (recovery would stall).
-        table = self.app.Table(name, default=None, partitions=self.monitor.settings.partitions)
+        table = self.app.Table(
+            name, default=None, partitions=self.monitor.settings.partitions, store=store
+        )
         self.monitor.tables[name] = table
         return table
 
@@ -403,7 +406,9 @@ class _Agents:
 
     # --- stage 1: validate, dedupe and evaluate each feed message ----------------------------
     def _ingest(self) -> None:
-        tables = {"seen": self._table("validator_seen"), "series": self._table("series")}
+        # A row per (indicator, area, period): held per series (agents.stores).
+        seen = self._table("validator_seen", store=PERIODS_STORE)
+        tables = {"seen": seen, "series": self._table("series")}
         alerts = {"ingest": self._table("alerts_ingest"), "series": self._table("alerts_series")}
         self._batched_agent(self.feeds, "validate", tables, alerts, self._judge)
 

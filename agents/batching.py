@@ -52,11 +52,12 @@ class BatchedTable(MutableMapping[str, Any]):
 
     def __init__(self, storage: MutableMapping[str, Any]) -> None:
         self.storage = storage
-        # Faust's in-memory store is a mapping over a dict (``.data``) without a ``get`` of
-        # its own: the ``Mapping.get`` it inherits raises and catches a KeyError for every
-        # key not there, which is most of them (new reports, alerts that do not hold).
+        # Faust's in-memory stores are mappings over their rows (``.data``: a dict, or a
+        # :class:`agents.stores.PeriodRows`) without a ``get`` of their own: the
+        # ``Mapping.get`` they inherit raises and catches a KeyError for every key not there,
+        # which is most of them (new reports, alerts that do not hold).
         rows = getattr(storage, "data", None)
-        self._rows: Mapping[str, Any] = rows if isinstance(rows, dict) else storage
+        self._rows: Mapping[str, Any] = rows if isinstance(rows, Mapping) else storage
         self.event: Any = None  # the event being processed; set by the agent
         self._pending: dict[str, tuple[Any, Any]] = {}
 
