@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.events import IndicatorEvent
+from streams.periods import LOCAL_TZ
 from streams.validation import MAX_MESSAGE_BYTES, Rejection, parse_feed_message
 
 
@@ -42,6 +47,30 @@ def test_valid_event_round_trips() -> None:
     assert str(event.event_id) == payload["event_id"]
     assert IndicatorEvent.from_json(event.to_json()) == event
     assert event.key == b"online_application_rate|son-la"
+
+
+@given(
+    value=st.floats(allow_nan=False, allow_infinity=False),
+    numerator=st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    sent_at=st.datetimes(timezones=st.sampled_from([UTC, LOCAL_TZ])),
+)
+def test_wire_json_is_compact_json_of_the_fields_without_nulls(
+    value: float, numerator: float | None, sent_at: datetime
+) -> None:
+    event = IndicatorEvent.new(
+        source="ict",
+        indicator="online_application_rate",
+        area="son-la",
+        period="2023",
+        value=value,
+        numerator=numerator,
+        observed_at=sent_at,
+        sent_at=sent_at,
+    )
+    # The bytes are exactly those of the plain fields dumped compactly (as they were when
+    # to_json went through a dict and orjson), and they read back as the same event.
+    assert event.to_json() == orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+    assert IndicatorEvent.from_json(event.to_json()) == event
 
 
 @pytest.mark.parametrize(
