@@ -33,6 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, cast
 
 import faust
@@ -509,15 +510,19 @@ class _Agents:
             series[key] = entry
         else:
             series[key] = {**entry, "periods": periods}
-        ordered = list(periods)
         batch.count("evaluate")
         if message.timestamp:
             # The record keeps the agency's produce time, and Faust gives timestamps in
             # seconds. Latency is wall time, whatever the clock.
             batch.observe(self.metrics.latency, max(0.0, time.time() - message.timestamp))
 
-        if event.period == ordered[-1]:  # judge only the newest period, not old corrections
-            history = [periods[p][0] for p in ordered[-1 - HISTORY_PERIODS : -1]]
+        if event.period == next(reversed(periods)):  # the newest period, not an old correction
+            # The figures before it, newest first, read from the end of the (ordered) dict
+            # without a lookup per period; then oldest first.
+            figures = reversed(periods.values())
+            next(figures)
+            history = [figure[0] for figure in islice(figures, HISTORY_PERIODS)]
+            history.reverse()
             self._quality(event, indicator, history, batch)
         figure: Figure = (event.value, event.numerator, event.denominator)
         self._contribute(batch, indicator, event.area, event.area, period, figure, "r")
