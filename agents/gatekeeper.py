@@ -16,7 +16,8 @@ microseconds, hex), then each event id remembered (32 hex digits) and the positi
 from (:func:`position_of`, hex; ``-`` when unknown), oldest first. A million distinct reports
 means a million entries, so the entry is kept small: a string of about a hundred bytes, where
 the flat list ``[sent, id, origin, ...]`` before it took 270 and the dict of dicts of strings
-before that three times as much (both still read, from changelogs written before).
+before that three times as much (both still read, from changelogs written before). The worker
+keeps the table in :class:`agents.stores.PeriodStore`, which holds the key strings per series.
 """
 
 from __future__ import annotations
