@@ -37,6 +37,7 @@ from ioc.local.process import free_port
 from ioc.local.worker import WorkerProcess, http_get
 from ioc.settings import Settings
 from streams.catalogue import Catalogue
+from streams.reader import uncommitted
 from streams.topics import Topics
 
 #: A run fails when the counts stop moving for this long before every message is received.
@@ -47,6 +48,8 @@ QUIET_SECONDS = 30.0
 #: After the pre-load, how long the agents behind the ingest agent (rollups, rules,
 #: reporting) may take to read what it sent them, before the latency run starts anyway.
 CATCH_UP_SECONDS = 300.0
+#: Longest wait, once the counts are reached, for the group to commit every feed message.
+COMMITTED_SECONDS = 120.0
 #: Pause between two looks while waiting for them: a scrape costs the worker a few tenths of
 #: a second, so looking more often would slow what it waits for.
 CATCH_UP_POLL_SECONDS = 2.0
@@ -176,6 +179,17 @@ class WorkerRun:
                 return None
             time.sleep(CATCH_UP_POLL_SECONDS)
 
+    def committed(self, topics: set[str], limit: float) -> tuple[float, Progress] | None:
+        """Wait until the group has committed every message of ``topics`` (so processed
+        them all); return when that was seen (``perf_counter``) and the progress then, or
+        None if it had not after ``limit`` seconds."""
+        began = time.monotonic()
+        while uncommitted(self.settings[0], topics) > 0:
+            if time.monotonic() - began >= limit:
+                return None
+            time.sleep(CATCH_UP_POLL_SECONDS)
+        return time.perf_counter(), self.progress()
+
     def progress(self) -> Progress:
         """What all workers together have received and finished."""
         scrapes = self.scrapes()
@@ -303,11 +317,26 @@ def measure_workers(
         began = time.perf_counter()
         start = run.progress()
         finished, end = run.wait_for(len(dataset.load), dataset.distinct, began, start, max_seconds)
+        left = 0
+        if end.received >= len(dataset.load) and end.evaluated >= dataset.distinct:
+            # Messages read a second time after a rebalance count as received too, so the
+            # counts can be reached while the last messages still wait to be read again (a
+            # run counted 2,401 re-sent copies too few). The run ends when the group has
+            # committed every feed message, later than the counts only if work went on.
+            feeds = {Topics(settings[0].topic_prefix).feed(s) for s in catalogue.sources}
+            committed = run.committed(feeds, COMMITTED_SECONDS)
+            if committed is None:
+                left = uncommitted(settings[0], feeds)
+            elif committed[1] != end:
+                finished, end = committed
         result.seconds = finished - began
         result.seen = end.finished - start.finished
         result.counts = _counts(run.scrapes(), start)
-        partial = end.received < len(dataset.load) or (
-            end.evaluated < dataset.distinct and not _quiet_loss(end, dataset)
+        result.counts["uncommitted"] = left
+        partial = (
+            left > 0
+            or end.received < len(dataset.load)
+            or (end.evaluated < dataset.distinct and not _quiet_loss(end, dataset))
         )
         result.counts["partial"] = partial
         result.counts["lost"] = _lost(end, dataset) if not partial else None

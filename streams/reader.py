@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from ioc.settings import Settings
 from streams.kafka_config import client_config
@@ -47,3 +48,29 @@ def read_records(settings: Settings, topic: str, timeout_ms: int = 3000) -> list
 def read_topic(settings: Settings, topic: str, timeout_ms: int = 3000) -> list[bytes]:
     """Every value currently in ``topic``, in partition then offset order."""
     return [r.value for r in read_records(settings, topic, timeout_ms) if r.value is not None]
+
+
+def uncommitted(settings: Settings, topics: Iterable[str]) -> int:
+    """Messages of ``topics`` that the worker's consumer group has not committed yet: every
+    message before a committed offset was processed, so 0 means all of them were."""
+    admin = KafkaAdminClient(**client_config(settings, "ioc-lag"))
+    try:
+        group = f"{settings.topic_prefix}{settings.app_id}"
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+    finally:
+        admin.close()
+    consumer = KafkaConsumer(**client_config(settings, "ioc-lag"))
+    try:
+        partitions = [
+            TopicPartition(name, p)
+            for name in topics
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        ends = consumer.end_offsets(partitions)
+    finally:
+        consumer.close()
+    behind = 0
+    for tp, end in ends.items():
+        done = committed.get(tp)
+        behind += end - (done.offset if done is not None and done.offset >= 0 else 0)
+    return behind

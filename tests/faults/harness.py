@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from ioc.settings import Settings
 from streams.catalogue import default_catalogue
-from streams.kafka_config import client_config
 from streams.producer import IndicatorProducer
-from streams.reader import read_records
+from streams.reader import read_records, uncommitted
 from streams.simulator import Emission, Faults, generate_events
 from streams.topics import Topics
 from tests.support import scrape
@@ -233,27 +231,7 @@ def lag(settings: Settings) -> int:
     """Messages the worker's group has not committed yet on its input topics (ticks aside)."""
     topics = Topics(settings.topic_prefix)
     names = [topics.rollups, topics.rules] + [topics.feed(s) for s in default_catalogue().sources]
-    admin = KafkaAdminClient(**client_config(settings, "ioc-fault-lag"))
-    try:
-        group = f"{settings.topic_prefix}{settings.app_id}"
-        committed = admin.list_group_offsets({group: None}).get(group, {})
-    finally:
-        admin.close()
-    consumer = KafkaConsumer(**client_config(settings, "ioc-fault-lag"))
-    try:
-        partitions = [
-            TopicPartition(name, p)
-            for name in names
-            for p in sorted(consumer.partitions_for_topic(name) or ())
-        ]
-        ends = consumer.end_offsets(partitions)
-    finally:
-        consumer.close()
-    behind = 0
-    for tp, end in ends.items():
-        done = committed.get(tp)
-        behind += end - (done.offset if done is not None and done.offset >= 0 else 0)
-    return behind
+    return uncommitted(settings, names)
 
 
 def settle(settings: Settings, timeout: float, what: str) -> Snapshot:

@@ -73,6 +73,7 @@ def test_bench_measures_every_runner_on_exactly_the_data(
 
     worker = runners["worker"]["counts"]
     assert worker["partial"] is False
+    assert worker["uncommitted"] == 0  # the run ended with every feed message committed
     assert (worker["received"], worker["accepted"], worker["duplicates"]) == (
         EVENTS + RESENT,
         EVENTS,
