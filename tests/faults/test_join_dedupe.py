@@ -1,0 +1,76 @@
+"""Workers join while the week streams in: every re-sent copy is still counted a duplicate.
+
+A copy of an event already accepted must be dropped as a duplicate by whichever worker reads
+it, also when the partition moved to a newcomer between the original and the copy (the
+newcomer recovers the dedupe table from its changelog). No worker leaves here, so every
+worker's counters are there at the end: across them, at least as many duplicates as the
+uninterrupted run counted (a message read again after a rebalance may be counted again, never
+less), and each event accepted at least once.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from ioc.local.process import free_port
+from ioc.local.worker import WorkerProcess
+from ioc.settings import Settings
+from tests.faults.conftest import fault_settings
+from tests.faults.harness import (
+    OUTCOMES,
+    UNCLOSED_CLIENT_SOCKET,
+    Reference,
+    Sender,
+    compare,
+    kill_points,
+    outcomes,
+    settle,
+    workload,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, UNCLOSED_CLIENT_SOCKET]
+
+STREAM_SECONDS = 30.0
+
+
+def test_duplicates_are_counted_across_workers_that_join_mid_stream(
+    kafka_bootstrap: str, tmp_path: Path, reference: Reference, fault_seed: int
+) -> None:
+    first = fault_settings(kafka_bootstrap, tmp_path)
+
+    def worker(name: str) -> WorkerProcess:
+        settings: Settings = first.model_copy(
+            update={"worker_port": free_port(), "worker_data_dir": first.worker_data_dir / name}
+        )
+        return WorkerProcess(settings, tmp_path / f"worker-{name}.log")
+
+    workers = [worker(name) for name in "abc"]
+    moments = kill_points(random.Random(fault_seed + 2), 2, STREAM_SECONDS)
+    workers[0].start()
+    started = time.monotonic()
+    sender = Sender(first, workload(), STREAM_SECONDS)
+    sender.start()
+    try:
+        for newcomer, moment in zip(workers[1:], moments, strict=True):
+            time.sleep(max(0.0, started + moment - time.monotonic()))
+            newcomer.start()
+        sender.finish()
+        snapshot = settle(first, 240, "the run with joins")
+        per_worker = [outcomes(w.settings.worker_url) for w in workers]
+    finally:
+        for w in workers:
+            w.stop()
+    counted = {outcome: sum(c[outcome] for c in per_worker) for outcome in OUTCOMES}
+    comparison = compare(reference.snapshot, snapshot)
+    assert comparison.exact, str(comparison)
+    ref = reference.outcomes
+    shown = f"counted {counted} (per worker {per_worker}), uninterrupted {ref}"
+    assert counted["duplicate"] >= ref["duplicate"], shown
+    assert counted["accepted"] >= ref["accepted"], shown
+    assert counted["received"] == (
+        counted["accepted"] + counted["duplicate"] + counted["rejected"]
+    ), shown
