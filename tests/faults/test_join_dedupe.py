@@ -23,6 +23,8 @@ from tests.faults.conftest import fault_settings
 from tests.faults.harness import (
     OUTCOMES,
     UNCLOSED_CLIENT_SOCKET,
+    Figures,
+    Ledger,
     Reference,
     Sender,
     compare,
@@ -38,7 +40,7 @@ STREAM_SECONDS = 30.0
 
 
 def test_duplicates_are_counted_across_workers_that_join_mid_stream(
-    kafka_bootstrap: str, tmp_path: Path, reference: Reference, fault_seed: int
+    kafka_bootstrap: str, tmp_path: Path, reference: Reference, ledger: Ledger, fault_seed: int
 ) -> None:
     first = fault_settings(kafka_bootstrap, tmp_path)
 
@@ -54,11 +56,13 @@ def test_duplicates_are_counted_across_workers_that_join_mid_stream(
     started = time.monotonic()
     sender = Sender(first, workload(), STREAM_SECONDS)
     sender.start()
+    done: list[str] = []
     try:
-        for newcomer, moment in zip(workers[1:], moments, strict=True):
+        for name, newcomer, moment in zip("bc", workers[1:], moments, strict=True):
             time.sleep(max(0.0, started + moment - time.monotonic()))
             newcomer.start()
-        sender.finish()
+            done.append(f"{name} joins at {time.monotonic() - started:.0f} s")
+        sent = sender.finish()
         snapshot = settle(first, 240, "the run with joins")
         per_worker = [outcomes(w.settings.worker_url) for w in workers]
     finally:
@@ -66,6 +70,16 @@ def test_duplicates_are_counted_across_workers_that_join_mid_stream(
             w.stop()
     counted = {outcome: sum(c[outcome] for c in per_worker) for outcome in OUTCOMES}
     comparison = compare(reference.snapshot, snapshot)
+    ledger.add(
+        Figures(
+            scenario="Join, duplicates counted / Worker vào, đếm trùng lặp",
+            faults="; ".join(done),
+            events=sent,
+            comparison=comparison,
+            seconds=time.monotonic() - started,
+            seed=fault_seed,
+        )
+    )
     assert comparison.exact, str(comparison)
     ref = reference.outcomes
     shown = f"counted {counted} (per worker {per_worker}), uninterrupted {ref}"
