@@ -48,8 +48,8 @@ class PeriodRows(MutableMapping[str, Any]):
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default``: two dictionary lookups, no exception."""
-        series, _, period = key.rpartition("|")
-        rows = self._series.get(series)
+        series, separator, period = key.rpartition("|")
+        rows = self._series.get(series) if separator else None
         return default if rows is None else rows.get(period, default)
 
     def __getitem__(self, key: str) -> Any:

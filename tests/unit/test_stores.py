@@ -51,7 +51,7 @@ def test_rows_behave_as_a_dict(operations: list[tuple[str, str, Any]], probes: l
         assert len(rows) == len(model)
     assert dict(rows.items()) == model
     assert sorted(rows) == sorted(model)
-    for key in [*probes, "no separator"]:
+    for key in [*probes, "no separator", "2024"]:  # "2024" is the period of "|2024"
         assert (key in rows) == (key in model)
         assert rows.get(key, "default") == model.get(key, "default")
         if key not in model:
