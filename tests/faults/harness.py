@@ -26,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from ioc.local.process import free_port
+from ioc.local.worker import WorkerProcess
 from ioc.settings import Settings
 from streams.catalogue import default_catalogue
 from streams.producer import IndicatorProducer
@@ -285,6 +287,14 @@ def outcomes(url: str) -> dict[str, float]:
             if name == f"ioc_events_{outcome}_total":
                 totals[outcome] += value
     return totals
+
+
+def group_worker(first: Settings, home: Path, name: str) -> WorkerProcess:
+    """Another worker of ``first``'s group: its own port, data directory and log (in ``home``)."""
+    settings = first.model_copy(
+        update={"worker_port": free_port(), "worker_data_dir": first.worker_data_dir / name}
+    )
+    return WorkerProcess(settings, home / f"worker-{name}.log")
 
 
 def kill_points(rng: random.Random, count: int, within: float) -> list[float]:

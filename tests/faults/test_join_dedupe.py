@@ -16,9 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from ioc.local.process import free_port
-from ioc.local.worker import WorkerProcess
-from ioc.settings import Settings
 from tests.faults.conftest import fault_settings
 from tests.faults.harness import (
     OUTCOMES,
@@ -28,6 +25,7 @@ from tests.faults.harness import (
     Reference,
     Sender,
     compare,
+    group_worker,
     kill_points,
     outcomes,
     settle,
@@ -43,14 +41,7 @@ def test_duplicates_are_counted_across_workers_that_join_mid_stream(
     kafka_bootstrap: str, tmp_path: Path, reference: Reference, ledger: Ledger, fault_seed: int
 ) -> None:
     first = fault_settings(kafka_bootstrap, tmp_path)
-
-    def worker(name: str) -> WorkerProcess:
-        settings: Settings = first.model_copy(
-            update={"worker_port": free_port(), "worker_data_dir": first.worker_data_dir / name}
-        )
-        return WorkerProcess(settings, tmp_path / f"worker-{name}.log")
-
-    workers = [worker(name) for name in "abc"]
+    workers = [group_worker(first, tmp_path, name) for name in "abc"]
     moments = kill_points(random.Random(fault_seed + 2), 2, STREAM_SECONDS)
     workers[0].start()
     started = time.monotonic()

@@ -13,9 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from ioc.local.process import free_port
-from ioc.local.worker import WorkerProcess
-from ioc.settings import Settings
 from tests.faults.conftest import fault_settings
 from tests.faults.harness import (
     UNCLOSED_CLIENT_SOCKET,
@@ -25,6 +22,7 @@ from tests.faults.harness import (
     Sender,
     compare,
     exported,
+    group_worker,
     kill_points,
     settle,
     wait_until,
@@ -40,14 +38,7 @@ def test_two_then_three_workers_join_and_leave_while_traffic_flows(
     kafka_bootstrap: str, tmp_path: Path, reference: Reference, ledger: Ledger, fault_seed: int
 ) -> None:
     first = fault_settings(kafka_bootstrap, tmp_path)
-
-    def worker(name: str) -> WorkerProcess:
-        settings: Settings = first.model_copy(
-            update={"worker_port": free_port(), "worker_data_dir": first.worker_data_dir / name}
-        )
-        return WorkerProcess(settings, tmp_path / f"worker-{name}.log")
-
-    a, b, c, d = (worker(n) for n in "abcd")
+    a, b, c, d = (group_worker(first, tmp_path, n) for n in "abcd")
     steps = [
         ("b joins", b.start),
         ("c joins (3 workers)", c.start),
