@@ -108,10 +108,6 @@ class PeriodRows(MutableMapping[str, Any]):
         """Remove every row of ``series``."""
         self._size -= len(self._series.pop(series, ()))
 
-    def series(self) -> Iterator[str]:
-        """The series that have rows."""
-        return iter(list(self._series))
-
 
 class PeriodStore(Store[str, Any]):
     """Faust's in-memory store, with its rows in a :class:`PeriodRows`.

@@ -308,7 +308,7 @@ def measure_workers(
     be counted in every latency.
     """
     settings = run_settings(base, processes, scratch)
-    create_feeds(settings[0], catalogue.sources)
+    feeds = set(create_feeds(settings[0], catalogue.sources))
     preload(settings[0], dataset.load)
     run = WorkerRun(settings, scratch / f"logs-{settings[0].app_id}")
     result = RunnerResult()
@@ -323,7 +323,6 @@ def measure_workers(
             # counts can be reached while the last messages still wait to be read again (a
             # run counted 2,401 re-sent copies too few). The run ends when the group has
             # committed every feed message, later than the counts only if work went on.
-            feeds = {Topics(settings[0].topic_prefix).feed(s) for s in catalogue.sources}
             committed = run.committed(feeds, COMMITTED_SECONDS)
             if committed is None:
                 left = uncommitted(settings[0], feeds)

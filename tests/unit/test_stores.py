@@ -63,7 +63,7 @@ def test_rows_hold_each_period_string_once() -> None:
     rows = PeriodRows()
     rows["eid_activated|son-la|" + "2024-Q3"] = "a"
     rows["tax_revenue|moc-chau|" + "".join(["2024", "-Q3"])] = "b"  # an equal, other string
-    (first,), (second,) = ([period for period in rows._series[series]] for series in rows.series())
+    (first,), (second,) = ([period for period in rows._series[series]] for series in rows._series)
     assert first == second == "2024-Q3"
     assert first is second
 
