@@ -50,9 +50,9 @@ def read_topic(settings: Settings, topic: str, timeout_ms: int = 3000) -> list[b
     return [r.value for r in read_records(settings, topic, timeout_ms) if r.value is not None]
 
 
-def uncommitted(settings: Settings, topics: Iterable[str]) -> int:
-    """Messages of ``topics`` that the worker's consumer group has not committed yet: every
-    message before a committed offset was processed, so 0 means all of them were."""
+def behind(settings: Settings, topics: Iterable[str]) -> dict[TopicPartition, int]:
+    """The partitions of ``topics`` where the worker's consumer group has not committed every
+    message yet, with how many messages each is behind (partitions caught up are left out)."""
     admin = KafkaAdminClient(**client_config(settings, "ioc-lag"))
     try:
         group = f"{settings.topic_prefix}{settings.app_id}"
@@ -69,8 +69,16 @@ def uncommitted(settings: Settings, topics: Iterable[str]) -> int:
         ends = consumer.end_offsets(partitions)
     finally:
         consumer.close()
-    behind = 0
+    lagging: dict[TopicPartition, int] = {}
     for tp, end in ends.items():
         done = committed.get(tp)
-        behind += end - (done.offset if done is not None and done.offset >= 0 else 0)
-    return behind
+        left = end - (done.offset if done is not None and done.offset >= 0 else 0)
+        if left > 0:
+            lagging[tp] = left
+    return lagging
+
+
+def uncommitted(settings: Settings, topics: Iterable[str]) -> int:
+    """Messages of ``topics`` that the worker's consumer group has not committed yet: every
+    message before a committed offset was processed, so 0 means all of them were."""
+    return sum(behind(settings, topics).values())

@@ -65,7 +65,7 @@ def reference(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
     worker.start()
     try:
         send(settings, workload())
-        snapshot = settle(settings, 180, "the reference run")
+        snapshot = settle(settings, 180, "the reference run", [worker.log_file])
         values, _ = exported([settings.worker_url])
         counted = outcomes(settings.worker_url)
     finally:

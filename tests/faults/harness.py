@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -31,7 +31,7 @@ from ioc.local.worker import WorkerProcess
 from ioc.settings import Settings
 from streams.catalogue import default_catalogue
 from streams.producer import IndicatorProducer
-from streams.reader import read_records, uncommitted
+from streams.reader import behind, read_records
 from streams.simulator import Emission, Faults, generate_events
 from streams.topics import Topics
 from tests.support import scrape
@@ -229,15 +229,27 @@ def compare(reference: Snapshot, run: Snapshot) -> Comparison:
     return result
 
 
+def inputs(settings: Settings) -> list[str]:
+    """The worker's input topics whose offsets its group commits (ticks aside)."""
+    topics = Topics(settings.topic_prefix)
+    return [topics.rollups, topics.rules] + [topics.feed(s) for s in default_catalogue().sources]
+
+
 def lag(settings: Settings) -> int:
     """Messages the worker's group has not committed yet on its input topics (ticks aside)."""
-    topics = Topics(settings.topic_prefix)
-    names = [topics.rollups, topics.rules] + [topics.feed(s) for s in default_catalogue().sources]
-    return uncommitted(settings, names)
+    return sum(behind(settings, inputs(settings)).values())
 
 
-def settle(settings: Settings, timeout: float, what: str) -> Snapshot:
-    """The run's snapshot once its group has caught up and two reads agree."""
+#: Warnings and errors of each worker's log that a settle timeout quotes, the last ones.
+QUOTED_LOG_LINES = 12
+
+
+def settle(settings: Settings, timeout: float, what: str, logs: Sequence[Path] = ()) -> Snapshot:
+    """The run's snapshot once its group has caught up and two reads agree.
+
+    On a timeout, the error names the partitions still behind and quotes the last warnings
+    and errors of the workers' ``logs``: a CI log is all there is to go on.
+    """
     deadline = time.monotonic() + timeout
     previous: Snapshot | None = None
     while time.monotonic() < deadline:
@@ -247,7 +259,15 @@ def settle(settings: Settings, timeout: float, what: str) -> Snapshot:
                 return current
             previous = current
         time.sleep(1.5)
-    raise TimeoutError(f"{what}: not settled within {timeout:.0f} s (lag {lag(settings)})")
+    lagging = behind(settings, inputs(settings))
+    where = ", ".join(f"{tp.topic}[{tp.partition}] {n}" for tp, n in sorted(lagging.items()))
+    report = [f"{what}: not settled within {timeout:.0f} s (lag {sum(lagging.values())}: {where})"]
+    for log in logs:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        noted = [line for line in text.splitlines() if "[WARNING]" in line or "[ERROR]" in line]
+        report.append(f"--- {log.name}: last warnings and errors")
+        report += noted[-QUOTED_LOG_LINES:] or ["(none)"]
+    raise TimeoutError("\n".join(report))
 
 
 Series = tuple[str, frozenset[tuple[str, str]]]

@@ -69,7 +69,7 @@ def test_broker_restart_mid_stream_loses_nothing(
         own_broker.start()
         back_at = time.monotonic() - started
         sent = sender.finish(timeout=240)
-        snapshot = settle(settings, 240, "the run with a broker restart")
+        snapshot = settle(settings, 240, "the run with a broker restart", [worker.log_file])
         assert worker.alive(), "the worker rode out the restart"
         values, _ = exported([settings.worker_url])
     finally:

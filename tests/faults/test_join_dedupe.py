@@ -54,7 +54,7 @@ def test_duplicates_are_counted_across_workers_that_join_mid_stream(
             newcomer.start()
             done.append(f"{name} joins at {time.monotonic() - started:.0f} s")
         sent = sender.finish()
-        snapshot = settle(first, 240, "the run with joins")
+        snapshot = settle(first, 240, "the run with joins", [w.log_file for w in workers])
         per_worker = [outcomes(w.settings.worker_url) for w in workers]
     finally:
         for w in workers:

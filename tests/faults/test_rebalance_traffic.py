@@ -58,7 +58,9 @@ def test_two_then_three_workers_join_and_leave_while_traffic_flows(
             step()
             done.append(f"{what} at {time.monotonic() - started:.0f} s")
         sent = sender.finish()
-        snapshot = settle(first, 240, "the run with joins and leaves")
+        snapshot = settle(
+            first, 240, "the run with joins and leaves", [w.log_file for w in (a, b, c, d)]
+        )
         survivors = [b.settings.worker_url, d.settings.worker_url]
 
         def exported_once() -> bool:

@@ -40,7 +40,7 @@ def test_every_event_resent_by_three_producers_counts_once(
         for sender in senders:
             sender.start()
         sent = sum(sender.finish() for sender in senders)
-        snapshot = settle(settings, 240, "the retry storm")
+        snapshot = settle(settings, 240, "the retry storm", [worker.log_file])
         values, _ = exported([settings.worker_url])
         counted = outcomes(settings.worker_url)
     finally:

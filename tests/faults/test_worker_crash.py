@@ -46,7 +46,7 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
             worker.kill()  # SIGKILL: no LeaveGroup, no flush, no commit
             worker.start(timeout=120)
         sent = sender.finish()
-        snapshot = settle(settings, 240, "the run with kills")
+        snapshot = settle(settings, 240, "the run with kills", [worker.log_file])
     finally:
         worker.stop()
     comparison = compare(reference.snapshot, snapshot)
