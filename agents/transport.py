@@ -23,7 +23,15 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
   moved past a record that never arrived it seeks back to it. Records processed twice that way
   are absorbed downstream (the validator's dedupe and idempotent tables);
 - a dropped record with no later one on its partition (the last report of a burst) is found
-  at commit time, and read again (:meth:`RewindingConsumer.dropped_tails`).
+  at commit time, and read again (:meth:`RewindingConsumer.dropped_tails`);
+- a record read again is never skipped: if reading it again did not get it processed, it is
+  read again (each :data:`REREAD_SECONDS` at most, said each time), and nothing past it is
+  committed meanwhile;
+- records of a fetch made before a seek on their partition do not move its read offset (or
+  open a gap) past the seek: the seek's records are handed over when they come (reproduced:
+  a seek back made while a fetch of the same partition was being handed over was undone by
+  it, the records read again were then filtered out as read, and the partition stopped
+  committing for good; ``tests/faults/test_join_dedupe.py`` on CI, lag 192 for 240 s).
 
 It hands the streams whole fetches instead of single records (:class:`RecordChunk`): Faust's
 delivery of one message (its drain loop, the conductor, the stream's iterator, the ack) costs
@@ -141,6 +149,9 @@ class RewindingConsumerThread(driver.AIOKafkaConsumerThread):
 
 #: Messages the fetch loop hands over between two yields to the event loop (Faust's figure).
 YIELD_EVERY = 100
+#: How long a partition waits before a record that reading again did not get processed is read
+#: again once more (the first time, it is read again at once).
+REREAD_SECONDS = 30.0
 
 
 class RecordChunk(ConsumerMessage):
@@ -190,16 +201,18 @@ class RewindingConsumer(driver.Consumer):
 
     _expected: dict[TP, int]
     _rewind: dict[TP, int]
-    _rewound: dict[TP, int]
+    #: Per partition, the offset last read again and when (monotonic seconds).
+    _rewound: dict[TP, tuple[int, float]]
     _quiet: dict[TP, int]
-    _gave_up: set[tuple[TP, int]]
+    #: Seeks made on each partition so far: a fetch made before one is stale for it.
+    _seeks: dict[TP, int]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._expected = {}
         self._rewind = {}
         self._rewound = {}
         self._quiet = {}
-        self._gave_up = set()
+        self._seeks = {}
         self._delivered: dict[TP, int] = {}
         super().__init__(*args, **kwargs)
         deliver = self.callback
@@ -281,13 +294,14 @@ class RewindingConsumer(driver.Consumer):
         since_yield = 0
         while not (consumer_stopped() or fetcher_stopped()):
             self.diag.set_flag(CONSUMER_FETCHING)
+            seeks = dict(self._seeks)  # before the fetch: a seek from here on makes it stale
             fetched = self.getmany(timeout=1.0)
             await self.sleep(0)
             if not self.should_stop:
                 async for tp, message in fetched:
                     unread = self._unread(tp, message)
                     if unread is not None:
-                        await self._deliver(tp, unread)
+                        await self._deliver(tp, unread, seeks.get(tp, 0))
                     since_yield += 1
                     if since_yield >= YIELD_EVERY:  # as Faust: let the loop breathe
                         since_yield = 0
@@ -308,18 +322,50 @@ class RewindingConsumer(driver.Consumer):
             return RecordChunk(tp, kept, message.generation_id)
         return message
 
-    async def _deliver(self, tp: TP, message: Message) -> None:
-        """Hand ``message`` to the streams, as Faust's fetch loop does."""
+    async def _deliver(self, tp: TP, message: Message, seeks: int = 0) -> None:
+        """Hand ``message`` to the streams, as Faust's fetch loop does.
+
+        ``seeks`` is how many seeks ``tp`` had had when the fetch that brought ``message``
+        began. After a later one, the message is still handed over (it may hold records the
+        seek's position is past), and no gap is opened. The read offset moves to its end only
+        if it goes on from where the seek left it (a rebalance's seek to the committed offset,
+        then the first fetch); otherwise it stays at the seek's, and the records from there
+        are handed over when they come. Either way it never falls behind records handed over
+        in one run from it, which Faust would take for a gap at the next fetch.
+        """
         r_offset = self._read_offset.get(tp)
         first = getattr(message, "first", message.offset)
-        if r_offset and first - r_offset > 1 and self.app.topics.acks_enabled_for(tp.topic):
+        if (
+            r_offset
+            and first - r_offset > 1
+            and self.app.topics.acks_enabled_for(tp.topic)
+            and self._seeks.get(tp, 0) == seeks
+        ):
             await self._add_gap(tp, r_offset + 1, first)
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
             self._n_acked = 0
             await self.commit()
         await self.wait_first(self.callback(message), self.suspend_flow.wait())
-        self._read_offset[tp] = message.offset
+        if self._seeks.get(tp, 0) == seeks:
+            self._read_offset[tp] = message.offset
+            return
+        now = self._read_offset.get(tp)  # the seek's (None: from the beginning)
+        start = -1 if now is None else now
+        if first <= start + 1:
+            self._read_offset[tp] = max(start, message.offset)
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        """Faust's seek, counted (once it is done: a fetch it could not reach is stale)."""
+        await super().seek(partition, offset)
+        tp = TP(partition.topic, partition.partition)
+        self._seeks[tp] = self._seeks.get(tp, 0) + 1
+
+    async def perform_seek(self) -> None:
+        """Faust's seek to the committed offsets, counted for every assigned partition."""
+        await super().perform_seek()
+        for tp in self.assignment():
+            self._seeks[tp] = self._seeks.get(tp, 0) + 1
 
     def ack(self, message: Message) -> bool:
         """Mark a message processed; a chunk marks every offset from its first to its last."""
@@ -365,21 +411,10 @@ class RewindingConsumer(driver.Consumer):
         acked = self._acked[tp]
         self._drop_repeated_acks(tp, acked)
         if expected is not None and acked and min(acked) > expected and not self._gap[tp]:
-            if self._rewound.get(tp) != expected:
-                # Processing went past ``expected``, which never arrived: read it again.
-                self._rewind[tp] = expected
-                return None
-            # Read again once and still not processed: no record there for this stream
-            # (Faust's own gap rules apply from here). Said once, not per commit.
-            self.log.error(
-                "Đọc lại %s từ %s không thấy bản ghi; tiếp tục / Re-reading %s from %s found no "
-                "record there; going on",
-                tp,
-                expected,
-                tp,
-                expected,
-            )
-            self._expected[tp] = min(acked)
+            # Processing went past ``expected``, which never arrived: read it again (the
+            # commit decides when, :meth:`_may_read_again`), and commit nothing past it.
+            self._rewind[tp] = expected
+            return None
         offset: int | None = super()._new_offset(tp)
         if offset is not None and expected is not None:
             self._expected[tp] = max(offset, expected)
@@ -437,31 +472,40 @@ class RewindingConsumer(driver.Consumer):
         assigned = self.assignment()
         for tp in self.dropped_tails(in_flight):
             expected = self._expected[tp]
-            if tp not in assigned:
-                continue
-            if self._rewound.get(tp) == expected:
-                if (tp, expected) not in self._gave_up:
-                    self._gave_up.add((tp, expected))
-                    self.log.error(
-                        "Đọc lại %s từ %s vẫn không xử lý được bản ghi / Re-reading %s from %s "
-                        "still left its record unprocessed",
-                        tp,
-                        expected,
-                        tp,
-                        expected,
-                    )
-                continue
-            await self._read_again(
-                tp,
-                expected,
-                "Bản ghi cuối %s offset %s bị bỏ sót khi tái cân bằng, đọc lại / The last record "
-                "of %s, offset %s, was dropped around a rebalance; reading it again",
-            )
+            if tp in assigned and self._may_read_again(tp, expected):
+                await self._read_again(
+                    tp,
+                    expected,
+                    "Bản ghi cuối %s offset %s bị bỏ sót khi tái cân bằng, đọc lại / The last "
+                    "record of %s, offset %s, was dropped around a rebalance; reading it again",
+                )
+
+    def _may_read_again(self, tp: TP, offset: int) -> bool:
+        """Whether to read ``tp`` again from ``offset`` now: at once the first time, then each
+        :data:`REREAD_SECONDS` at most, with an error each time (the record is never skipped,
+        and nothing past it is committed)."""
+        last = self._rewound.get(tp)
+        if last is None or last[0] != offset:
+            return True
+        waited = time.monotonic() - last[1]
+        if waited < REREAD_SECONDS:
+            return False
+        self.log.error(
+            "Đọc lại %s từ %s chưa xử lý được bản ghi sau %.0f s; đọc lại lần nữa / Reading %s "
+            "again from %s left its record unprocessed for %.0f s; reading it again",
+            tp,
+            offset,
+            waited,
+            tp,
+            offset,
+            waited,
+        )
+        return True
 
     async def _read_again(self, tp: TP, offset: int, message: str) -> None:
-        """Seek ``tp`` back to ``offset``, once for that offset, saying why (``message``)."""
+        """Seek ``tp`` back to ``offset``, saying why (``message``)."""
         self.log.warning(message, tp, offset, tp, offset)
-        self._rewound[tp] = offset
+        self._rewound[tp] = (offset, time.monotonic())
         self._delivered.pop(tp, None)
         await self.seek(tp, offset)
 
@@ -473,7 +517,7 @@ class RewindingConsumer(driver.Consumer):
             self.log.exception("Kiểm tra bản ghi bị bỏ sót lỗi / The dropped-record check failed")
         rewind, self._rewind = self._rewind, {}
         for tp, offset in rewind.items():
-            if tp in self.assignment():
+            if tp in self.assignment() and self._may_read_again(tp, offset):
                 await self._read_again(
                     tp,
                     offset,

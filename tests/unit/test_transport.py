@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from types import SimpleNamespace
 from typing import Any
@@ -13,8 +14,10 @@ from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 from faust.types.tuples import Message
+from intervaltree import Interval, IntervalTree
 
 from agents.transport import (
+    REREAD_SECONDS,
     BatchProducer,
     OutRecord,
     RecordChunk,
@@ -71,6 +74,9 @@ class _Log:
     def error(self, message: str, *args: Any) -> None:
         self.errors.append(message % args)
 
+    def dev(self, message: str, *args: Any) -> None:
+        pass
+
 
 def consumer(expected: int, acked: list[int], committed: int | None = None) -> RewindingConsumer:
     """A consumer's offset bookkeeping, without a broker (only what ``_new_offset`` reads)."""
@@ -79,7 +85,7 @@ def consumer(expected: int, acked: list[int], committed: int | None = None) -> R
     c._expected, c._rewind, c._rewound = {tp: expected}, {}, {}
     c._acked = defaultdict(list, {tp: list(acked)})
     c._acked_index = defaultdict(set, {tp: set(acked)})
-    c._gap = defaultdict(list)
+    c._gap = defaultdict(IntervalTree)
     c._committed_offset = defaultdict(lambda: None, {tp: committed})
     c.__dict__["log"] = _Log()
     return c
@@ -104,13 +110,19 @@ def test_faust_alone_commits_past_the_missing_first_record() -> None:
     assert super(RewindingConsumer, c)._new_offset(TP(FEED.topic, 1)) == 9
 
 
-def test_gives_up_after_one_fruitless_rewind_and_says_so() -> None:
+def test_a_record_read_again_in_vain_is_read_again_later_never_skipped() -> None:
     tp = TP(FEED.topic, 1)
     c = consumer(expected=5, acked=[6, 7, 8])
-    c._rewound[tp] = 5  # already read again from 5, and still nothing at 5
-    assert c._new_offset(tp) == 9
-    assert c._rewind == {}
-    assert "found no record" in c.log.errors[0]  # type: ignore[attr-defined]
+    c._rewound[tp] = (5, time.monotonic())  # just read again from 5, and still nothing at 5
+    assert c._new_offset(tp) is None  # nothing past 5 is committed
+    assert c._rewind == {tp: 5}
+    assert c._may_read_again(tp, 5) is False  # not at every commit
+    assert c.log.errors == []  # type: ignore[attr-defined]
+    c._rewound[tp] = (5, time.monotonic() - REREAD_SECONDS - 1)
+    assert c._may_read_again(tp, 5) is True
+    assert "left its record unprocessed" in c.log.errors[0]  # type: ignore[attr-defined]
+    assert c._may_read_again(tp, 4) is True  # another offset: at once, nothing said
+    assert len(c.log.errors) == 1  # type: ignore[attr-defined]
 
 
 def tails(*, delivered: int | None = 6, queued: bool = False) -> RewindingConsumer:
@@ -303,6 +315,70 @@ def test_only_the_unread_records_of_a_chunk_are_handed_over() -> None:
     assert c._unread(tp, record(3)) is None
     plain = record(4)
     assert c._unread(tp, plain) is plain
+
+
+def delivering() -> tuple[RewindingConsumer, list[Message]]:
+    """A consumer whose ``_deliver`` and ``seek`` run on their own bookkeeping; the streams
+    receive into the returned list."""
+    c = acking(expected=90, committed=90)
+    c._read_offset = defaultdict(lambda: None)
+    c._seeks = {}
+    c._commit_every = None
+    received: list[Message] = []
+
+    async def callback(message: Message) -> None:
+        received.append(message)
+
+    async def no_seek(tp: TP, offset: int) -> None:
+        return None
+
+    async def first_of(*coros: Any) -> None:
+        await coros[0]
+        coros[1].close()
+
+    c.__dict__.update(
+        callback=callback, _seek=no_seek, wait_first=first_of, suspend_flow=asyncio.Event()
+    )
+    return c, received
+
+
+async def test_a_fetch_older_than_a_seek_does_not_undo_it() -> None:
+    tp = TP(FEED.topic, 1)
+    c, received = delivering()
+    c._read_offset[tp] = 150  # handed over up to 150; 90..99 turned out to be dropped
+    before = dict(c._seeks)  # a fetch begins (records 151..160, from the old position)
+    await c.seek(tp, 90)  # read again from 90 (the commit's rewind)
+    await c._deliver(tp, chunk(151, 160), before.get(tp, 0))
+    assert received[-1].offset == 160  # the old fetch's records are still handed over...
+    assert c._read_offset[tp] == 90  # ...but the read offset stays at the seek's
+    assert not c._gap[tp]  # and 91..150 are not taken for a gap
+    again = chunk(90, 91, 99)  # the records read again come
+    assert c._unread(tp, again) is again
+    await c._deliver(tp, again, c._seeks[tp])
+    assert c._read_offset[tp] == 99  # a fetch after the seek moves it on
+
+
+async def test_a_fetch_older_than_a_seek_that_goes_on_from_it_moves_the_read_offset() -> None:
+    tp = TP(FEED.topic, 1)
+    c, received = delivering()
+    before = dict(c._seeks)  # the fetch loop waits, flow stopped, through a rebalance
+    await c.seek(tp, 100)  # the rebalance's seek to the committed offset
+    await c._deliver(tp, chunk(100, 159), before.get(tp, 0))  # its first fetch
+    assert c._read_offset[tp] == 159
+    await c._deliver(tp, chunk(160, 170), c._seeks[tp])
+    assert not c._gap[tp]  # 101..159 were handed over: no gap that would commit past them
+    assert [m.offset for m in received] == [159, 170]
+
+
+async def test_a_fetch_after_every_seek_moves_the_read_offset_and_opens_gaps() -> None:
+    tp = TP(FEED.topic, 1)
+    c, received = delivering()
+    await c.seek(tp, 90)
+    await c._deliver(tp, chunk(90, 91), c._seeks[tp])
+    await c._deliver(tp, chunk(95), c._seeks[tp])  # 92..94 are not in the partition
+    assert [m.offset for m in received] == [91, 95]
+    assert c._read_offset[tp] == 95
+    assert sorted(c._gap[tp]) == [Interval(92, 96)]  # Faust's gap rule, as before
 
 
 async def test_a_fetch_becomes_one_chunk_per_stream_partition_and_records_per_changelog() -> None:
