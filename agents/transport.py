@@ -46,6 +46,7 @@ It also gives the producer a way to hand whole record batches to aiokafka
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
@@ -538,6 +539,18 @@ class OutRecord(NamedTuple):
     timestamp_ms: int | None = None
 
 
+#: Keys whose partitioner hash is kept: aiokafka's murmur2 is pure Python (7 µs a key here), and
+#: the agents post to a few thousand keys (rollups, rules, receipts) in batch after batch.
+HASHED_KEYS = 65_536
+
+
+@functools.lru_cache(maxsize=HASHED_KEYS)
+def key_hash(key: bytes) -> int:
+    """The default partitioner's hash of ``key`` (murmur2, positive), as ``send`` takes it."""
+    hashed: int = murmur2(key) & 0x7FFFFFFF
+    return hashed
+
+
 class BatchProducer(driver.Producer):
     """Faust's aiokafka producer, which can also hand records to aiokafka as whole batches.
 
@@ -561,7 +574,7 @@ class BatchProducer(driver.Producer):
             partition = record.partition
             if partition is None or partition not in partitions:
                 # The default partitioner's choice (murmur2 of the key), as ``send`` makes.
-                partition = (murmur2(record.key) & 0x7FFFFFFF) % count if record.key else 0
+                partition = key_hash(record.key) % count if record.key else 0
             by_partition.setdefault(partition, []).append(record)
         deliveries = []
         for partition, batch in by_partition.items():

@@ -11,9 +11,11 @@ from weakref import WeakSet
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.partitioner import murmur2
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.types import TP
 from faust.types.tuples import Message
+from hypothesis import given
+from hypothesis import strategies as st
 from intervaltree import Interval, IntervalTree
 
 from agents.transport import (
@@ -22,6 +24,7 @@ from agents.transport import (
     OutRecord,
     RecordChunk,
     RewindingConsumer,
+    key_hash,
     records_of,
     rewind_to_committed,
 )
@@ -227,6 +230,16 @@ async def test_a_record_without_a_valid_partition_goes_where_its_key_hashes() ->
     )
     expected = (murmur2(key) & 0x7FFFFFFF) % 2  # what aiokafka's default partitioner picks
     assert [(p, len(rs)) for _, p, rs in fake.sent] == [(expected, 2)]
+
+
+@given(key=st.binary(min_size=1, max_size=64), partitions=st.integers(1, 64))
+def test_the_kept_key_hash_picks_the_partition_aiokafkas_partitioner_picks(
+    key: bytes, partitions: int
+) -> None:
+    every = list(range(partitions))
+    expected = DefaultPartitioner()(key, every, every)
+    assert key_hash(key) % partitions == expected
+    assert key_hash(key) % partitions == expected  # and again, from the kept hashes
 
 
 async def test_a_record_too_large_for_an_empty_batch_is_an_error() -> None:
