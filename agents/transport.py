@@ -241,10 +241,12 @@ class RewindingConsumer(driver.Consumer):
         records, active = await self._wait_next_records(timeout)
         if records is None or self.should_stop:
             return
+        changelogs = self.app.tables.changelog_topics
         if not self.flow_active:
             # As Faust: records fetched while the flow is stopped are dropped, and read again
-            # from the committed offsets.
+            # from the committed offsets; changelog records from where they were dropped.
             try:
+                await self._read_changelogs_again(records, set(), changelogs)
                 await self.perform_seek()
             except Exception:  # as Faust: the next fetch seeks again; logged, not raised
                 self.log.exception(
@@ -253,8 +255,8 @@ class RewindingConsumer(driver.Consumer):
                 )
             return
         generation_id = self.app.consumer_generation_id
-        changelogs = self.app.tables.changelog_topics
         to_message = self._to_message
+        handed: set[TP] = set()
         for tp, fetched in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 break
@@ -262,6 +264,7 @@ class RewindingConsumer(driver.Consumer):
                 active is None or tp in active or tp in self._buffered_partitions
             ):
                 continue
+            handed.add(tp)
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in changelogs:
                 for record in fetched:
@@ -269,6 +272,27 @@ class RewindingConsumer(driver.Consumer):
             else:
                 chunk = [to_message(tp, record) for record in fetched]
                 yield tp, RecordChunk(tp, chunk, generation_id)
+        await self._read_changelogs_again(records, handed, changelogs)
+
+    async def _read_changelogs_again(
+        self, records: Mapping[TP, Sequence[Any]], handed: Set[TP], changelogs: Set[str]
+    ) -> None:
+        """Seek each changelog partition whose fetched records were not handed over back to
+        the first of them, so that they come again.
+
+        Faust drops them (the flow stopped, the partition paused, the generation changed) and
+        relies on a seek to read them again; a stream partition gets one to its committed
+        offset at the next rebalance, but a changelog partition in the middle of table
+        recovery does not: its position has moved past them, and recovery waits for them for
+        ever. Seen in ``tests/faults/test_join_dedupe.py``: a worker logged "Still fetching
+        changelog topics for recovery", need offset 30, have -1, for four minutes, and its
+        partitions never committed. That its records were dropped this way is inferred from
+        the code, not proven.
+        """
+        assigned = self.assignment()
+        for tp, fetched in records.items():
+            if fetched and tp not in handed and tp.topic in changelogs and tp in assigned:
+                await self.seek(tp, fetched[0].offset)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         """Faust's fetch loop (``Consumer._drain_messages``), for chunks as well as records."""

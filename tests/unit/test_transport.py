@@ -394,17 +394,20 @@ async def test_a_fetch_after_every_seek_moves_the_read_offset_and_opens_gaps() -
     assert sorted(c._gap[tp]) == [Interval(92, 96)]  # Faust's gap rule, as before
 
 
-async def test_a_fetch_becomes_one_chunk_per_stream_partition_and_records_per_changelog() -> None:
-    feed, other, changelog = TP(FEED.topic, 0), TP(FEED.topic, 1), TP(CHANGELOG.topic, 1)
-    fetched = {
-        feed: [SimpleNamespace(offset=o) for o in (0, 1, 2)],
-        other: [SimpleNamespace(offset=7)],
-        changelog: [SimpleNamespace(offset=o) for o in (10, 11)],
-    }
+def fetching(fetched: dict[TP, list[Any]], active: set[TP], *, flow: bool = True) -> Any:
+    """A consumer whose ``getmany`` returns ``fetched`` once (``active`` partitions being
+    fetched); its seeks are recorded in ``.sought``."""
     c = RewindingConsumer.__new__(RewindingConsumer)
+    sought: list[tuple[TP, int]] = []
 
     async def wait_next_records(timeout: float) -> tuple[Any, Any]:
-        return fetched, {feed, other, changelog}
+        return fetched, active
+
+    async def seek(tp: TP, offset: int) -> None:
+        sought.append((tp, offset))
+
+    async def perform_seek() -> None:
+        sought.append((TP("committed", 0), -1))
 
     c.__dict__.update(
         _wait_next_records=wait_next_records,
@@ -412,8 +415,12 @@ async def test_a_fetch_becomes_one_chunk_per_stream_partition_and_records_per_ch
             tp.topic, tp.partition, r.offset, 1.0, 0, None, None, b"", None
         ),
         highwater=lambda tp: 0,
-        flow_active=True,
+        flow_active=flow,
         _buffered_partitions=set(),
+        seek=seek,
+        perform_seek=perform_seek,
+        assignment=lambda: set(fetched),
+        sought=sought,
         app=SimpleNamespace(
             consumer_generation_id=3,
             tables=SimpleNamespace(changelog_topics={CHANGELOG.topic}),
@@ -422,6 +429,17 @@ async def test_a_fetch_becomes_one_chunk_per_stream_partition_and_records_per_ch
     )
     c.__dict__["_stopped"] = asyncio.Event()
     c.__dict__["_crashed"] = asyncio.Event()
+    return c
+
+
+async def test_a_fetch_becomes_one_chunk_per_stream_partition_and_records_per_changelog() -> None:
+    feed, other, changelog = TP(FEED.topic, 0), TP(FEED.topic, 1), TP(CHANGELOG.topic, 1)
+    fetched = {
+        feed: [SimpleNamespace(offset=o) for o in (0, 1, 2)],
+        other: [SimpleNamespace(offset=7)],
+        changelog: [SimpleNamespace(offset=o) for o in (10, 11)],
+    }
+    c = fetching(fetched, {feed, other, changelog})
     delivered = [(tp, m) async for tp, m in c.getmany(timeout=1.0)]
     shown = [
         (tp.partition, type(m).__name__, getattr(m, "first", m.offset), m.offset)
@@ -434,3 +452,21 @@ async def test_a_fetch_becomes_one_chunk_per_stream_partition_and_records_per_ch
         (1, "Message", 11, 11),
     ]
     assert all(m.generation_id == 3 for _, m in delivered if isinstance(m, RecordChunk))
+    assert c.sought == []  # everything handed over: nothing to read again
+
+
+async def test_changelog_records_not_handed_over_are_read_again_from_the_first() -> None:
+    feed, changelog = TP(FEED.topic, 0), TP(CHANGELOG.topic, 1)
+    fetched = {
+        feed: [SimpleNamespace(offset=5)],
+        changelog: [SimpleNamespace(offset=o) for o in (10, 11)],
+    }
+    # The changelog partition was paused between the fetch and the hand-over.
+    paused = fetching(fetched, {feed})
+    assert [tp async for tp, _ in paused.getmany(timeout=1.0)] == [feed]
+    assert paused.sought == [(changelog, 10)]
+    # The flow stopped: the fetch is dropped; streams go back to their commits, changelogs to
+    # where their dropped records start.
+    stopped = fetching(fetched, {feed, changelog}, flow=False)
+    assert [tp async for tp, _ in stopped.getmany(timeout=1.0)] == []
+    assert stopped.sought == [(changelog, 10), (TP("committed", 0), -1)]
