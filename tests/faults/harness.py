@@ -242,13 +242,15 @@ def lag(settings: Settings) -> int:
 
 #: Warnings and errors of each worker's log that a settle timeout quotes, the last ones.
 QUOTED_LOG_LINES = 12
+#: What marks a quoted line: warnings, errors, and table recovery still waiting (said at INFO).
+QUOTED_MARKS = ("[WARNING]", "[ERROR]", "Still fetching changelog topics")
 
 
 def settle(settings: Settings, timeout: float, what: str, logs: Sequence[Path] = ()) -> Snapshot:
     """The run's snapshot once its group has caught up and two reads agree.
 
-    On a timeout, the error names the partitions still behind and quotes the last warnings
-    and errors of the workers' ``logs``: a CI log is all there is to go on.
+    On a timeout, the error names the partitions still behind and quotes the last warnings,
+    errors and recovery waits of the workers' ``logs``: a CI log is all there is to go on.
     """
     deadline = time.monotonic() + timeout
     previous: Snapshot | None = None
@@ -264,8 +266,8 @@ def settle(settings: Settings, timeout: float, what: str, logs: Sequence[Path] =
     report = [f"{what}: not settled within {timeout:.0f} s (lag {sum(lagging.values())}: {where})"]
     for log in logs:
         text = log.read_text(errors="replace") if log.exists() else ""
-        noted = [line for line in text.splitlines() if "[WARNING]" in line or "[ERROR]" in line]
-        report.append(f"--- {log.name}: last warnings and errors")
+        noted = [line for line in text.splitlines() if any(m in line for m in QUOTED_MARKS)]
+        report.append(f"--- {log.name}: last warnings, errors and recovery waits")
         report += noted[-QUOTED_LOG_LINES:] or ["(none)"]
     raise TimeoutError("\n".join(report))
 
