@@ -27,6 +27,9 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
 - a record read again is never skipped: if reading it again did not get it processed, it is
   read again (each :data:`REREAD_SECONDS` at most, said each time), and nothing past it is
   committed meanwhile;
+- changelog records a fetch drops (the flow stopped, the partition paused) are read again
+  from the first of them (:meth:`RewindingConsumer._read_changelogs_again`): table recovery
+  gets no other seek, and waited for them for ever, or finished without them;
 - records of a fetch made before a seek on their partition do not open a gap, nor move its
   read offset past the seek's unless they go on from it: the seek's records are handed over
   when they come. Before, a seek back made while such a fetch was being handed over was
@@ -289,10 +292,17 @@ class RewindingConsumer(driver.Consumer):
         partitions never committed. That its records were dropped this way is inferred from
         the code, not proven.
         """
+        dropped = [
+            (tp, fetched[0].offset)
+            for tp, fetched in records.items()
+            if fetched and tp not in handed and tp.topic in changelogs
+        ]
+        if not dropped:  # the common case: no assignment lookup per fetch
+            return
         assigned = self.assignment()
-        for tp, fetched in records.items():
-            if fetched and tp not in handed and tp.topic in changelogs and tp in assigned:
-                await self.seek(tp, fetched[0].offset)
+        for tp, offset in dropped:
+            if tp in assigned:
+                await self.seek(tp, offset)
 
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         """Faust's fetch loop (``Consumer._drain_messages``), for chunks as well as records."""

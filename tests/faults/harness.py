@@ -31,7 +31,7 @@ from ioc.local.worker import WorkerProcess
 from ioc.settings import Settings
 from streams.catalogue import default_catalogue
 from streams.producer import IndicatorProducer
-from streams.reader import behind, read_records
+from streams.reader import behind, read_records, uncommitted
 from streams.simulator import Emission, Faults, generate_events
 from streams.topics import Topics
 from tests.support import scrape
@@ -237,7 +237,7 @@ def inputs(settings: Settings) -> list[str]:
 
 def lag(settings: Settings) -> int:
     """Messages the worker's group has not committed yet on its input topics (ticks aside)."""
-    return sum(behind(settings, inputs(settings)).values())
+    return uncommitted(settings, inputs(settings))
 
 
 #: Warnings and errors of each worker's log that a settle timeout quotes, the last ones.
