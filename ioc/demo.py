@@ -56,15 +56,24 @@ def seed_events(catalogue: Catalogue) -> Iterator[IndicatorEvent]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def _stop_signals_as_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM both stop the demo, in order, as Ctrl-C does.
+
+    SIGINT is set here too: Python keeps an inherited "ignore" for it, and a shell script runs
+    its background jobs (``make demo &``, ``nohup``) with SIGINT ignored, so ``kill -INT`` did
+    nothing to such a demo (seen: the demo test, run from a background job, waited 90 s).
+    """
+
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, handler) for sig in stop_signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, action in previous.items():
+            signal.signal(sig, action)
 
 
 def _sample(metrics: bytes, name: str) -> float:
@@ -193,7 +202,7 @@ def run_demo(
     )
     started_kafka = False
     monitoring: LocalMonitoringStack | None = None
-    with _sigterm_as_interrupt():
+    with _stop_signals_as_interrupt():
         try:
             typer.echo(notice)
             typer.echo("Khởi động Kafka ... / Starting Kafka ...")

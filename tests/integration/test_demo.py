@@ -48,8 +48,14 @@ def test_demo_shows_the_seed_value_and_ctrl_c_stops_everything(tmp_path: Path) -
     }
     log = tmp_path / "demo.log"
     with log.open("wb") as out:
+        # Started as a script's background job is (``make demo &``): with SIGINT ignored. Ctrl-C
+        # must stop it all the same, and from a terminal it is started without.
         demo = subprocess.Popen(
-            [sys.executable, "-m", "ioc", "demo"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "ioc", "demo"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     try:
         wait_for(lambda: "Ctrl-C" in log.read_text(), 180, "the demo to be ready")
