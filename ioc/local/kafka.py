@@ -462,6 +462,8 @@ class LocalKafka:
         """
         record = self._running_record()
         if record is None:
+            if self._process is not None and self._process.poll() is not None:
+                self._process = None  # ours, and it died (a crash, the OOM killer): now reaped
             return False
         terminate(record.pid, timeout, self._marker)
         if self._process is not None and self._process.pid == record.pid:
