@@ -135,6 +135,13 @@ class Settings(BaseSettings):
         le=300,
         description="Seconds before a crashed worker's partitions move to another worker.",
     )
+    worker_stop_seconds: float = Field(
+        default=20.0,
+        ge=1,
+        le=600,
+        description="Seconds the worker may take to stop on SIGINT or SIGTERM before it exits "
+        "anyway (what it had not committed is read again at its next start).",
+    )
     target_margin: float = Field(
         default=0.1, ge=0, le=1, description="Within this fraction of a target: at risk."
     )

@@ -81,14 +81,16 @@ class IocProcess:
             self._proc.kill()
             self._proc.wait()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the worker cleanly (SIGTERM, SIGKILL after ``timeout``)."""
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """Stop the process cleanly (SIGTERM, SIGKILL after ``timeout``); its exit status
+        (None when none was running)."""
         if self._proc is None:
-            return
+            return None
         if self._proc.poll() is None:
             terminate(self._proc.pid, timeout)
-        self._proc.wait()
+        status = self._proc.wait()
         self._proc = None
+        return status
 
 
 class WorkerProcess(IocProcess):

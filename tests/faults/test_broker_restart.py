@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from agents.worker import FORCED_EXIT_STATUS
 from ioc.local.kafka import LocalKafka
-from ioc.local.process import free_port
+from ioc.local.process import free_port, pid_alive
 from ioc.local.worker import WorkerProcess
 from ioc.settings import Settings
 from tests.faults.conftest import fault_settings
@@ -23,7 +26,10 @@ from tests.faults.harness import (
     compare,
     exported,
     kill_points,
+    lag,
+    send,
     settle,
+    wait_until,
     workload,
 )
 
@@ -87,3 +93,28 @@ def test_broker_restart_mid_stream_loses_nothing(
     )
     assert comparison.exact, str(comparison)
     assert values == reference.values
+
+
+def test_a_worker_told_to_stop_while_the_broker_is_gone_exits_within_its_bound(
+    own_broker: LocalKafka, tmp_path: Path
+) -> None:
+    # Without the bound, Faust's last commit waited for the dead broker for ever ("Wait for
+    # streams..."), and the worker outlived every SIGTERM.
+    settings = fault_settings(own_broker.bootstrap, tmp_path, worker_stop_seconds=5.0)
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    worker.start()
+    try:
+        send(settings, workload()[:200])
+        wait_until(lambda: lag(settings) == 0, 60, "the worker to commit the first events")
+        broker = own_broker.status().pid
+        assert broker is not None
+        os.kill(broker, signal.SIGKILL)
+        wait_until(lambda: not pid_alive(broker), 10, "the broker to die")
+        # SIGTERM; SIGKILL only after 60 s, so the status is the worker's own
+        status = worker.stop(timeout=60)
+    finally:
+        worker.stop()
+    assert status == FORCED_EXIT_STATUS
+    log = worker.log_file.read_text()
+    assert "not stopped after 5 s" in log
+    assert "Its tasks were waiting on:" in log
