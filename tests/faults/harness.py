@@ -183,6 +183,8 @@ class Comparison:
     lost: list[str] = field(default_factory=list)
     doubled: list[str] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
+    #: For each figure doubled or wrong: (the run's, the uninterrupted run's).
+    differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
 
     @property
     def exact(self) -> bool:
@@ -192,10 +194,14 @@ class Comparison:
         def head(items: list[str]) -> str:
             return ", ".join(items[:5]) + (" …" if len(items) > 5 else "")
 
+        shown = list(self.differences.items())[:3]
         return (
             f"{self.checked} figures checked; lost {len(self.lost)} [{head(self.lost)}]; "
             f"doubled {len(self.doubled)} [{head(self.doubled)}]; "
             f"wrong {len(self.wrong)} [{head(self.wrong)}]"
+            + "".join(
+                f"\n  {where}: run {run!r}, uninterrupted {ref!r}" for where, (run, ref) in shown
+            )
         )
 
 
@@ -224,6 +230,7 @@ def compare(reference: Snapshot, run: Snapshot) -> Comparison:
                 elif run_periods[period] != ref_periods[period]:
                     more = _value(run_periods[period]) > _value(ref_periods[period])
                     (result.doubled if more else result.wrong).append(where)
+                    result.differences[where] = (run_periods[period], ref_periods[period])
     result.lost += [f"alert:{a}" for a in sorted(reference.alerts - run.alerts)]
     result.wrong += [f"alert:{a}" for a in sorted(run.alerts - reference.alerts)]
     return result
