@@ -35,11 +35,7 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
   when they come. Before, a seek back made while such a fetch was being handed over was
   undone by it, and the records read again were filtered out as read. Found in the code
   after CI saw a partition stop committing for good (``tests/faults/test_join_dedupe.py``,
-  lag 192 for 240 s, three live workers); that this was the cause there is not proven;
-- no stream partition is fetched while the app's flow control is suspended (the streams
-  would drop what they get, and the seek that follows made the next fetch look like a gap
-  over the dropped records: :meth:`RewindingConsumer._wait_next_records`); a gap that opens
-  all the same is logged, since the stream topics have contiguous offsets.
+  lag 192 for 240 s, three live workers); that this was the cause there is not proven.
 
 It hands the streams whole fetches instead of single records (:class:`RecordChunk`): Faust's
 delivery of one message (its drain loop, the conductor, the stream's iterator, the ack) costs
@@ -158,9 +154,6 @@ class RewindingConsumerThread(driver.AIOKafkaConsumerThread):
 
 #: Messages the fetch loop hands over between two yields to the event loop (Faust's figure).
 YIELD_EVERY = 100
-#: How long the fetch loop waits, when it holds the stream partitions back (flow control
-#: suspended) and has no changelog partition to fetch, before it looks again.
-HELD_SECONDS = 0.1
 #: How long a partition waits before a record that reading again did not get processed is read
 #: again once more (the first time, it is read again at once).
 REREAD_SECONDS = 30.0
@@ -239,41 +232,6 @@ class RewindingConsumer(driver.Consumer):
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return RewindingConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def _wait_next_records(self, timeout: float) -> tuple[Any, set[TP] | None]:
-        """Faust's wait for the next fetch, except that no stream partition is fetched while
-        the app's flow control is suspended (changelog partitions are, for table recovery).
-
-        After a rebalance, Faust resumes the stream partitions, seeks them to their commits,
-        and only then resumes the app's flow control; a stream drops, unacked, every message
-        it gets before that. A fetch made during the seek went from the new position: its
-        records were dropped by the streams, the read offset was then set back to the commit,
-        and the next fetch, from past them, looked like a gap that Faust commits over. Seen
-        in ``tests/faults/test_join_dedupe.py``: the 15 rollup records produced while one
-        worker sought (offsets 189 to 203 of one partition) were never processed, and three
-        province rollups came out short; the records, the offsets committed past them and
-        the worker's log show it.
-        """
-        if not self.flow_active:
-            await self.wait(self.can_resume_flow)  # type: ignore[arg-type]
-        try:
-            self.not_waiting_next_records.set()
-            active: set[TP] | None = None
-            held = False
-            if not self.app.client_only:
-                active = self._get_active_partitions()
-                if not self.app.flow_control.is_active():
-                    changelogs = self.app.tables.changelog_topics
-                    fetchable = {tp for tp in active if tp.topic in changelogs}
-                    held, active = len(fetchable) < len(active), fetchable
-            records: Any = {}
-            if active is None or active:
-                records = await self._getmany(active_partitions=active, timeout=timeout)
-            else:  # as Faust: nothing to fetch; still yield to the loop
-                await self.sleep(HELD_SECONDS if held else 1.0)
-            return records, active
-        finally:
-            self.not_waiting_next_records.set()
 
     async def getmany(self, timeout: float) -> Any:  # an async iterator of (TP, message)
         """Fetch records: each stream partition's records as one :class:`RecordChunk`,
@@ -419,18 +377,6 @@ class RewindingConsumer(driver.Consumer):
             and self.app.topics.acks_enabled_for(tp.topic)
             and self._seeks.get(tp, 0) == seeks
         ):
-            # Offsets are contiguous in the stream topics (not compacted, no transactions):
-            # a gap means records a fetch did not bring, and Faust commits past them.
-            self.log.warning(
-                "Lần đọc bỏ qua %s offset %s..%s; coi là khoảng trống / A fetch skipped %s "
-                "offsets %s..%s; taken as a gap",
-                tp,
-                r_offset + 1,
-                first - 1,
-                tp,
-                r_offset + 1,
-                first - 1,
-            )
             await self._add_gap(tp, r_offset + 1, first)
         commit_every = self._commit_every
         if commit_every is not None and self._n_acked >= commit_every:
