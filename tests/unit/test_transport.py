@@ -77,6 +77,9 @@ class _Log:
     def error(self, message: str, *args: Any) -> None:
         self.errors.append(message % args)
 
+    def warning(self, message: str, *args: Any) -> None:
+        self.errors.append(message % args)
+
     def dev(self, message: str, *args: Any) -> None:
         pass
 
@@ -335,7 +338,7 @@ def delivering() -> tuple[RewindingConsumer, list[Message]]:
     receive into the returned list."""
     c = acking(expected=90, committed=90)
     c._read_offset = defaultdict(lambda: None)
-    c._seeks = {}
+    c._seeks, c._skips = {}, {}
     c._commit_every = None
     received: list[Message] = []
 
@@ -383,15 +386,43 @@ async def test_a_fetch_older_than_a_seek_that_goes_on_from_it_moves_the_read_off
     assert [m.offset for m in received] == [159, 170]
 
 
-async def test_a_fetch_after_every_seek_moves_the_read_offset_and_opens_gaps() -> None:
+async def test_a_fetch_after_every_seek_moves_the_read_offset() -> None:
     tp = TP(FEED.topic, 1)
     c, received = delivering()
     await c.seek(tp, 90)
     await c._deliver(tp, chunk(90, 91), c._seeks[tp])
-    await c._deliver(tp, chunk(95), c._seeks[tp])  # 92..94 are not in the partition
+    await c._deliver(tp, chunk(92, 93), c._seeks[tp])
+    assert [m.offset for m in received] == [91, 93]
+    assert c._read_offset[tp] == 93
+    assert not c._gap[tp]
+
+
+async def test_a_fetch_that_skips_offsets_is_read_again_from_the_read_offset() -> None:
+    tp = TP(FEED.topic, 1)
+    c, received = delivering()
+    await c.seek(tp, 122)  # a rebalance's seek to the commit; the position went on meanwhile
+    await c._deliver(tp, chunk(143, 150), c._seeks[tp])  # 123..142 skipped
+    assert received == []  # not handed over...
+    assert not c._gap[tp]  # ...nor taken for a gap that Faust would commit over
+    assert c._read_offset[tp] == 122  # sought back to the read offset
+    assert "offsets 123..142; reading again from 122" in c.log.errors[-1]
+    await c._deliver(tp, chunk(122, 123, 150), c._seeks[tp])  # the records read again
+    assert [m.offset for m in received] == [150]
+    assert c._read_offset[tp] == 150
+    assert not c._gap[tp]
+
+
+async def test_only_a_skip_that_reading_again_brings_back_is_a_gap() -> None:
+    tp = TP(FEED.topic, 1)
+    c, received = delivering()
+    await c.seek(tp, 90)
+    await c._deliver(tp, chunk(90, 91), c._seeks[tp])
+    await c._deliver(tp, chunk(95), c._seeks[tp])  # 92..94 skipped: read again from 91
+    assert [m.offset for m in received] == [91]
+    await c._deliver(tp, chunk(95), c._seeks[tp])  # again: they are not there any more
     assert [m.offset for m in received] == [91, 95]
-    assert c._read_offset[tp] == 95
-    assert sorted(c._gap[tp]) == [Interval(92, 96)]  # Faust's gap rule, as before
+    assert sorted(c._gap[tp]) == [Interval(92, 96)]  # Faust's gap rule, only now
+    assert "92..94 are not in the partition any more; taken as a gap" in c.log.errors[-1]
 
 
 def fetching(fetched: dict[TP, list[Any]], active: set[TP], *, flow: bool = True) -> Any:
