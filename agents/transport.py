@@ -42,11 +42,11 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
   After a rebalance, Faust seeks to the commits while it fetches: records handed over during
   the seek move the read offset on, the seek's end sets it back to the commit, and the next
   fetch goes on from past them (read from the code; the fault suite logged such skips right
-  after "Worker ready", in nearly every rebalance). Seen in ``tests/faults/test_join_dedupe.py``: 15 rollup
-  records produced while one worker sought (offsets 189 to 203 of one partition) were
-  never processed, its commit jumped from 103 to 256, and three province rollups came out
-  short. Only a skip that reading again brings back (retention deleted the records) is
-  taken as a gap, and logged as an error.
+  after "Worker ready", in nearly every rebalance). Seen in
+  ``tests/faults/test_join_dedupe.py``: 15 rollup records produced while one worker sought
+  (offsets 189 to 203 of one partition) were never processed, its commit jumped from 103 to
+  256, and three province rollups came out short. Only a skip that reading again brings
+  back (retention deleted the records) is taken as a gap, and logged as an error.
 
 It hands the streams whole fetches instead of single records (:class:`RecordChunk`): Faust's
 delivery of one message (its drain loop, the conductor, the stream's iterator, the ack) costs
