@@ -382,6 +382,9 @@ class RewindingConsumer(driver.Consumer):
         then the first fetch); otherwise it stays at the seek's, and the records from there
         are handed over when they come. Either way it never falls behind records handed over
         in one run from it, which Faust would take for a gap at the next fetch.
+
+        A message from a fetch made after every seek that skips offsets is not handed over:
+        ``tp`` is read again from its read offset, and only the same skip again is a gap.
         """
         r_offset = self._read_offset.get(tp)
         first = getattr(message, "first", message.offset)
