@@ -6,7 +6,7 @@ import gc
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,25 +57,38 @@ StuckWorker(Stuck(), stop_seconds=float(sys.argv[1]), loglevel="INFO", quiet=Tru
 """
 
 
-def start_worker(
-    stop_seconds: float, stop: str, tmp_path: Path
-) -> tuple[subprocess.Popen[bytes], Path]:
-    log = tmp_path / "worker.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", STUCK_WORKER, str(stop_seconds), stop],
-            cwd=PROJECT_ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for(lambda: "started" in log.read_text(), 30, "the worker to start")
-    return proc, log
+Start = Callable[[float, str], tuple[subprocess.Popen[bytes], Path]]
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Start]:
+    """Start a stuck worker (stop bound, whether its stop ends); killed after the test."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(stop_seconds: float, stop: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = tmp_path / "worker.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", STUCK_WORKER, str(stop_seconds), stop],
+                cwd=PROJECT_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        started.append(proc)
+        wait_for(lambda: "started" in log.read_text(), 30, "the worker to start")
+        return proc, log
+
+    yield start
+    for proc in started:  # a worker the bound did not end (a failed test) ends here
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
 
 
 def test_a_stop_that_never_ends_exits_after_the_bound_and_says_what_it_waited_on(
-    tmp_path: Path,
+    start_worker: Start,
 ) -> None:
-    proc, log = start_worker(1.0, "never", tmp_path)
+    proc, log = start_worker(1.0, "never")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == FORCED_EXIT_STATUS
     output = log.read_text()
@@ -84,8 +97,8 @@ def test_a_stop_that_never_ends_exits_after_the_bound_and_says_what_it_waited_on
     assert "Event.wait" in output
 
 
-def test_a_second_stop_signal_exits_at_once(tmp_path: Path) -> None:
-    proc, log = start_worker(600.0, "never", tmp_path)
+def test_a_second_stop_signal_exits_at_once(start_worker: Start) -> None:
+    proc, log = start_worker(600.0, "never")
     proc.send_signal(signal.SIGTERM)
     wait_for(lambda: "Stuck]: Stopping" in log.read_text(), 30, "the stop to begin")
     proc.send_signal(signal.SIGINT)
@@ -93,8 +106,8 @@ def test_a_second_stop_signal_exits_at_once(tmp_path: Path) -> None:
     assert "a second stop signal (SIGINT)" in log.read_text()
 
 
-def test_a_stop_that_ends_in_time_exits_cleanly(tmp_path: Path) -> None:
-    proc, log = start_worker(5.0, "at once", tmp_path)
+def test_a_stop_that_ends_in_time_exits_cleanly(start_worker: Start) -> None:
+    proc, log = start_worker(5.0, "at once")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0  # the timer thread held nothing up, and did not fire
     assert "without having stopped" not in log.read_text()
