@@ -39,15 +39,16 @@ def tune_garbage_collector() -> None:
 
 #: Exit status of a worker that did not stop in time, or was told twice (EX_SOFTWARE).
 FORCED_EXIT_STATUS = 70
-#: Tasks listed, at most, when the worker exits without having stopped.
+#: Tasks listed, at most, when the worker exits without having stopped; awaits shown per task.
 TASKS_LISTED = 40
+AWAITS_SHOWN = 24
 
 
 def awaiting(task: asyncio.Task[Any]) -> list[str]:
     """Where ``task`` waits: its chain of awaits, outermost first (``f (file:line)``)."""
     steps: list[str] = []
     coro: Any = task.get_coro()
-    while coro is not None and len(steps) < 24:
+    while coro is not None and len(steps) < AWAITS_SHOWN:
         frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
         if frame is None:
             break
