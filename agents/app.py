@@ -221,14 +221,17 @@ class Batch:
         self.outbox: dict[tuple[str, bytes], list[Any]] = {}
         #: Items of the batch handled per step, for ``ioc_batch_events{agent=step}``.
         self.counts: dict[str, int] = {}
-        #: Counter increments of the batch, by counter child: added once, when it closes
-        #: (an increment takes a lock; a batch has thousands of them for a few counters).
-        self._tallies: dict[Any, int] = {}
+        #: Counter increments of the batch, by counter and label values: added once, when
+        #: it closes. Both the child's lookup (``labels``) and its increment take a lock,
+        #: and a batch has thousands of increments for a few children.
+        self._tallies: dict[tuple[Any, tuple[str, ...]], int] = {}
         self._observed: dict[Histogram, list[float]] = {}
 
-    def tally(self, counter: Any) -> None:
-        """One more for ``counter`` (a labelled child), counted when the batch closes."""
-        self._tallies[counter] = self._tallies.get(counter, 0) + 1
+    def tally(self, counter: Any, *labels: str) -> None:
+        """One more for ``counter`` with ``labels`` (its label values, if it has labels),
+        counted when the batch closes."""
+        key = (counter, labels)
+        self._tallies[key] = self._tallies.get(key, 0) + 1
 
     def observe(self, histogram: Histogram, amount: float) -> None:
         """``amount`` for ``histogram``, observed when the batch closes."""
@@ -251,14 +254,13 @@ class Batch:
         """Write every touched table key once, and send every record of the batch."""
         add = self.out.add
         for overlay, changelog in self._changelogs:
-            for record in overlay.flush():
-                add(changelog, record.key, record.value, record.partition)
+            self.out.extend(changelog, overlay.flush())
         for (topic, key), items in self.outbox.items():
             add(topic, key, _json({"items": items}))
         self.outbox.clear()
         await self.out.send()
-        for counter, amount in self._tallies.items():
-            counter.inc(amount)
+        for (counter, labels), amount in self._tallies.items():
+            (counter.labels(*labels) if labels else counter).inc(amount)
         self._tallies.clear()
         for histogram, amounts in self._observed.items():
             observe_all(histogram, amounts)
@@ -298,6 +300,11 @@ class Outgoing:
         """Queue one record; ``timestamp`` in seconds (None: when it is sent)."""
         timestamp_ms = round(timestamp * 1000) if timestamp else None
         self.records.setdefault(topic, []).append(OutRecord(partition, key, value, timestamp_ms))
+
+    def extend(self, topic: str, records: list[OutRecord]) -> None:
+        """Queue records made already (a table's changelog records)."""
+        if records:
+            self.records.setdefault(topic, []).extend(records)
 
     async def send(self) -> None:
         """Hand every queued record to the producer (not waiting for the broker)."""
@@ -417,7 +424,7 @@ class _Agents:
         metrics = self.metrics
         gatekeeper = Gatekeeper(self.catalogue, self.clock, batch.tables["seen"])
         source = self.sources.get(message.topic, "unknown")
-        batch.tally(metrics.received.labels(source))
+        batch.tally(metrics.received, source)
         origin = position_of(message.partition, message.offset)
         outcome = gatekeeper.judge(message.value, message.key, source, origin)
         book = batch.books["ingest"]
@@ -432,9 +439,9 @@ class _Agents:
                 message.partition,
                 message.timestamp,
             )
-            batch.tally(metrics.accepted.labels(source))
+            batch.tally(metrics.accepted, source)
             if outcome.correction:
-                batch.tally(metrics.corrections.labels(source))
+                batch.tally(metrics.corrections, source)
             self._emit(
                 batch.out,
                 book.assess(
@@ -447,7 +454,7 @@ class _Agents:
             )
             await self._evaluate_one(event, message, batch)
         elif isinstance(outcome, Duplicate):
-            batch.tally(metrics.duplicates.labels(source))
+            batch.tally(metrics.duplicates, source)
         else:
             rejection = outcome.rejection
             record = DeadLetter.of(
@@ -460,7 +467,7 @@ class _Agents:
                 received_at=datetime.now(UTC),
             )
             batch.out.add(self.names.deadletter, source.encode(), record.model_dump_json().encode())
-            batch.tally(metrics.rejected.labels(source, rejection.reason))
+            batch.tally(metrics.rejected, source, rejection.reason)
             if rejection.reason == "out_of_range" and outcome.event is not None:
                 event = outcome.event
                 self._emit(

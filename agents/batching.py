@@ -20,10 +20,12 @@ event's partition is the key's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, MutableMapping
-from typing import Any, NamedTuple
+from collections.abc import Iterator, MutableMapping
+from typing import Any
 
 import orjson
+
+from agents.transport import OutRecord
 
 _DELETED = object()
 #: The options of Faust's own JSON codec (``faust.utils.json.dumps``): identical bytes.
@@ -33,14 +35,6 @@ _FAUST_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 def faust_json(value: Any) -> bytes:
     """``value`` serialised as Faust's ``json`` codec serialises table keys and values."""
     return orjson.dumps(value, option=_FAUST_JSON)
-
-
-class ChangelogRecord(NamedTuple):
-    """One changelog record: the partition, the key, and the value (None: a delete)."""
-
-    partition: int
-    key: bytes
-    value: bytes | None
 
 
 class BatchedTable(MutableMapping[str, Any]):
@@ -56,8 +50,10 @@ class BatchedTable(MutableMapping[str, Any]):
         # :class:`agents.stores.PeriodRows`) without a ``get`` of their own: the
         # ``Mapping.get`` they inherit raises and catches a KeyError for every key not there,
         # which is most of them (new reports, alerts that do not hold).
+        # Writes go to the rows too: a Faust memory store's ``__setitem__`` is only
+        # ``self.data[key] = value``, one Python call more per row.
         rows = getattr(storage, "data", None)
-        self._rows: Mapping[str, Any] = rows if isinstance(rows, Mapping) else storage
+        self._rows: MutableMapping[str, Any] = rows if isinstance(rows, MutableMapping) else storage
         self.event: Any = None  # the event being processed; set by the agent
         self._pending: dict[str, tuple[Any, Any]] = {}
 
@@ -106,16 +102,27 @@ class BatchedTable(MutableMapping[str, Any]):
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
-    def flush(self) -> list[ChangelogRecord]:
-        """Write every touched key once to the storage; return the changelog records."""
-        records: list[ChangelogRecord] = []
+    def flush(self) -> list[OutRecord]:
+        """Write every touched key once to the storage; return the changelog records, to
+        be produced on the table's changelog topic (a value of None is a delete)."""
+        records: list[OutRecord] = []
+        append, rows, dumps = records.append, self._rows, orjson.dumps
+        # One row per event for the dedupe table: the loop is written for that. A record is
+        # built with tuple.__new__ (OutRecord's own __new__ is a Python function).
+        new = tuple.__new__
         for key, (event, value) in self._pending.items():
             partition: int = event.message.partition
             if value is _DELETED:
-                if self.storage.pop(key, None) is not None:
-                    records.append(ChangelogRecord(partition, faust_json(key), None))
+                if rows.pop(key, None) is not None:
+                    append(new(OutRecord, (partition, dumps(key, option=_FAUST_JSON), None, None)))
             else:
-                self.storage[key] = value
-                records.append(ChangelogRecord(partition, faust_json(key), faust_json(value)))
+                rows[key] = value
+                record = (
+                    partition,
+                    dumps(key, option=_FAUST_JSON),
+                    dumps(value, option=_FAUST_JSON),
+                    None,
+                )
+                append(new(OutRecord, record))
         self._pending.clear()
         return records

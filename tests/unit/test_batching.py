@@ -14,7 +14,7 @@ from mode.utils.collections import FastUserDict
 from prometheus_client import CollectorRegistry
 
 from agents.app import Batch, Outgoing
-from agents.batching import BatchedTable, ChangelogRecord, faust_json
+from agents.batching import BatchedTable, faust_json
 from agents.metrics import PipelineMetrics
 from agents.transport import OutRecord
 from ioc.clock import SystemClock
@@ -48,8 +48,8 @@ def test_each_key_is_written_once_on_the_partition_of_its_last_event() -> None:
     records = batch.flush()
     assert storage == {"a": 2, "b": 10}
     assert sorted(records) == [
-        ChangelogRecord(0, b'"a"', b"2"),
-        ChangelogRecord(1, b'"b"', b"10"),
+        OutRecord(0, b'"a"', b"2"),
+        OutRecord(1, b'"b"', b"10"),
     ]
     assert batch.flush() == []  # a second flush has nothing left to write
 
@@ -65,7 +65,7 @@ def test_deletes_and_missing_keys() -> None:
     assert batch.get("gone", "fallback") == "fallback"
     with pytest.raises(KeyError):
         del batch["never"]
-    assert batch.flush() == [ChangelogRecord(1, b'"gone"', None)]  # a tombstone
+    assert batch.flush() == [OutRecord(1, b'"gone"', None)]  # a tombstone
     assert "gone" not in storage
 
 
@@ -95,16 +95,15 @@ async def test_a_batch_sends_its_changelogs_and_one_record_per_posted_key() -> N
     batch = Batch(
         Outgoing(SimpleNamespace(producer=producer), metrics), {"series": table}, {}, SystemClock()
     )
-    received = metrics.received.labels("ict")
 
     batch.at(Event(1))
     batch.tables["series"]["a"] = {"v": 1}
     batch.post("ioc.internal.rollups", b"k1", {"n": 1})
-    batch.tally(received)
+    batch.tally(metrics.received, "ict")
     batch.at(Event(0))
     batch.post("ioc.internal.rollups", b"k2", {"n": 2})
     batch.post("ioc.internal.rollups", b"k1", {"n": 3})
-    batch.tally(received)
+    batch.tally(metrics.received, "ict")
     assert producer.sent == []  # nothing leaves before the batch closes
     assert registry.get_sample_value("ioc_events_received_total", {"source": "ict"}) == 0
 
