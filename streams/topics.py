@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -21,6 +22,8 @@ class Topics:
 
     prefix: str = ""
 
+    # The names are cached properties: the agents ask for them several times per event.
+
     def feed(self, source: str) -> str:
         """The inbound topic of one source: ``<prefix>ioc.feed.<source>``."""
         return f"{self.prefix}{FEED}{source}"
@@ -30,32 +33,32 @@ class Topics:
         head = self.prefix + FEED
         return topic[len(head) :] if topic.startswith(head) else None
 
-    @property
+    @cached_property
     def indicators(self) -> str:
         """Validated events, keyed by (indicator, area)."""
         return f"{self.prefix}ioc.indicators"
 
-    @property
+    @cached_property
     def deadletter(self) -> str:
         """Rejected input: original bytes, reason and where it came from."""
         return f"{self.prefix}ioc.deadletter"
 
-    @property
+    @cached_property
     def alerts(self) -> str:
         """Alert transitions (firing, resolved)."""
         return f"{self.prefix}ioc.alerts"
 
-    @property
+    @cached_property
     def rollups(self) -> str:
         """Internal: children's figures, keyed by (indicator, parent area)."""
         return f"{self.prefix}ioc.internal.rollups"
 
-    @property
+    @cached_property
     def rules(self) -> str:
         """Internal: inputs of cross-indicator rules, keyed by (rule, area)."""
         return f"{self.prefix}ioc.internal.rules"
 
-    @property
+    @cached_property
     def receipts(self) -> str:
         """Internal: reports received and clock ticks, keyed by source."""
         return f"{self.prefix}ioc.internal.receipts"
