@@ -57,10 +57,12 @@ def record_receipt(
     entry = periods.setdefault(str(period), {"areas": {}})
     on_time = sent_at <= indicator.due_at(period)
     entry["areas"][area] = on_time  # a correction re-judges the area, never counts it twice
-    for old in sorted(periods)[:-KEEP_PERIODS]:
-        del periods[old]
+    if len(periods) > KEEP_PERIODS:
+        for old in sorted(periods)[:-KEEP_PERIODS]:
+            del periods[old]
+    # Instants compared, not their texts: agencies send times at different UTC offsets.
     last = state.get("last_report")
-    if last is None or sent_at.isoformat() > last:
+    if last is None or sent_at > datetime.fromisoformat(last):
         state["last_report"] = sent_at.isoformat()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agents.timeliness import assess_source, expected_reports, latest_due_period, record_receipt
@@ -98,3 +98,17 @@ def test_periods_due_before_watching_began_are_not_held_against_a_source() -> No
     assert "tax_revenue" not in standing.overdue
     # Yesterday's invoices were due at 08:00 today, after watching began: overdue.
     assert "e_invoices_issued" in standing.overdue
+
+
+def test_the_last_report_is_the_latest_instant_whatever_the_offset_it_was_sent_at() -> None:
+    state = watched_since(local(2025, 3, 4, 0, 0))
+    day = Period.parse("2025-03-04", "day")
+    first = local(2025, 3, 4, 18, 0)  # 11:00 UTC
+    later = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)  # an hour later, its text sorts first
+    earlier = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
+
+    record_receipt(state, INVOICES, "son-la", day, first)
+    record_receipt(state, INVOICES, "moc-chau", day, later)
+    record_receipt(state, INVOICES, "yen-chau", day, earlier)
+
+    assert state["last_report"] == later.isoformat()
