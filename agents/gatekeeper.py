@@ -107,6 +107,9 @@ def remembered(state: Any) -> tuple[int, dict[str, int | None]]:
 def entry_of(sent: int, ids: dict[str, int | None]) -> str:
     """The dedupe entry of a value sent at ``sent`` (epoch microseconds), remembering ``ids``
     (event id to position, oldest first): the newest :data:`MAX_IDS_PER_PERIOD` of them."""
+    if len(ids) == 1:  # the common case: the first report of a period
+        ((kept_id, position),) = ids.items()
+        return f"{sent:x} {kept_id} {_UNKNOWN if position is None else f'{position:x}'}"
     parts = [f"{sent:x}"]
     for kept_id, position in list(ids.items())[-MAX_IDS_PER_PERIOD:]:
         parts += (kept_id, _UNKNOWN if position is None else f"{position:x}")

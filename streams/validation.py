@@ -203,7 +203,7 @@ def check_against_catalogue(  # noqa: PLR0911 - one early return per rule, in or
             "a period that has begun", event.period,
         )  # fmt: skip
     unit = catalogue.areas.get(event.area)
-    if unit is None or not unit.overlaps(period.start.date(), period.last_day):
+    if unit is None or not unit.overlaps(period.first_day, period.last_day):
         return _reject(
             "unknown_area", "area", "địa bàn không tồn tại trong kỳ này",
             "the area does not exist in this period", "an area code (ioc catalog list)",
@@ -224,9 +224,9 @@ def check_against_catalogue(  # noqa: PLR0911 - one early return per rule, in or
     mismatch = _ratio_mismatch(event, indicator.ratio)
     if mismatch is not None:
         return mismatch
-    for field in ("observed_at", "sent_at"):
-        moment: datetime = getattr(event, field)
-        if moment > now + MAX_CLOCK_SKEW:
+    latest = now + MAX_CLOCK_SKEW
+    for field, moment in (("observed_at", event.observed_at), ("sent_at", event.sent_at)):
+        if moment > latest:
             return _reject(
                 "future_timestamp", field, "thời điểm ở tương lai", "the time is in the future",
                 f"no later than {now.isoformat(timespec='seconds')}", moment.isoformat(),

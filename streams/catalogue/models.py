@@ -814,6 +814,10 @@ class Rule(_Model):
 # --- the catalogue ---------------------------------------------------------------------------
 
 
+#: (area, day) answers of :meth:`Catalogue.parent_of` remembered at most.
+PARENTS_KEPT = 65_536
+
+
 def _as_day(on: date | datetime) -> date:
     if isinstance(on, datetime):
         return (on.astimezone(LOCAL_TZ) if on.utcoffset() is not None else on).date()
@@ -861,6 +865,7 @@ class Catalogue:
             for code in rule.indicators:
                 rules_for.setdefault(code, []).append(rule)
         self._rules_for = {code: tuple(items) for code, items in rules_for.items()}
+        self._parents: dict[tuple[str, date], str | None] = {}
 
     def __repr__(self) -> str:
         return (
@@ -922,7 +927,19 @@ class Catalogue:
     def parent_of(self, area: str, on: date | datetime) -> str | None:
         """The parent of ``area`` on ``on``: ``None`` for the province, or on a day the unit
         did not exist."""
-        return self._unit(area).parent_on(_as_day(on))
+        day = _as_day(on)
+        key = (area, day)
+        try:
+            return self._parents[key]
+        except KeyError:
+            pass
+        parent = self._unit(area).parent_on(day)  # raises for an unknown area: not kept
+        # The worker asks this for every report; the hierarchy never changes. Bounded, as
+        # a long-running worker sees ever more days.
+        if len(self._parents) >= PARENTS_KEPT:
+            self._parents.clear()
+        self._parents[key] = parent
+        return parent
 
     def ancestors(self, area: str, on: date | datetime) -> list[str]:
         """Parent, grandparent, ... of ``area`` on ``on``, nearest first."""
