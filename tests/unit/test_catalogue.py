@@ -24,6 +24,7 @@ from streams.catalogue import (
     default_catalogue,
     load_catalogue,
 )
+from streams.catalogue import models as catalogue_models
 from streams.periods import Period
 
 ICT = timezone(timedelta(hours=7))
@@ -1033,3 +1034,17 @@ def test_models_round_trip_through_json(catalogue: Catalogue) -> None:
         "source_doc": "000",
         "note": None,
     }
+
+
+def test_parents_remembered_agree_with_the_links_and_stay_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(catalogue_models, "PARENTS_KEPT", 50)
+    catalogue = load_catalogue()
+    unit = catalogue.areas["sop-cop.muong-lan"]
+    days = [date(2025, 6, 1) + timedelta(days=n) for n in range(60)]  # across 1 July 2025
+    for _ in range(2):  # the second time from what was remembered
+        for day in days:
+            assert catalogue.parent_of(unit.code, day) == unit.parent_on(day)
+            assert len(catalogue._parents) <= 50
+    assert {catalogue.parent_of(unit.code, day) for day in days} == {"sop-cop", "son-la"}
