@@ -47,7 +47,7 @@ from agents.metrics import PipelineMetrics, observe_all, register_collectors
 from agents.quality import (
     Figure,
     TargetIndex,
-    add_child,
+    add_children,
     assess_target,
     modified_z_score,
     percent_change,
@@ -55,7 +55,7 @@ from agents.quality import (
     with_period,
 )
 from agents.stores import PERIODS_STORE
-from agents.timeliness import assess_source, record_receipt
+from agents.timeliness import assess_source, record_receipts
 from agents.transport import BatchProducer, OutRecord, Transport, records_of
 from agents.web import register_views
 from ioc.clock import Clock
@@ -219,6 +219,8 @@ class Batch:
             (self.alerts[n], _changelog_of(t)) for n, t in alert_tables.items()
         ]
         self.outbox: dict[tuple[str, bytes], list[Any]] = {}
+        #: The mapping of each gathered item, by group (see :meth:`gather`).
+        self._gathered: dict[Any, dict[str, Any]] = {}
         #: Items of the batch handled per step, for ``ioc_batch_events{agent=step}``.
         self.counts: dict[str, int] = {}
         #: Counter increments of the batch, by counter and label values: added once, when
@@ -246,9 +248,32 @@ class Batch:
         """Queue ``item`` for the record of ``key`` on ``topic``."""
         self.outbox.setdefault((topic, key), []).append(item)
 
-    def count(self, step: str) -> None:
-        """One more item handled by ``step``."""
-        self.counts[step] = self.counts.get(step, 0) + 1
+    def gather(
+        self,
+        topic: str,
+        key: bytes,
+        group: Any,
+        head: Callable[[], dict[str, Any]],
+        field: str,
+    ) -> dict[str, Any]:
+        """The mapping under ``field`` of the one item posted for ``group`` in this batch.
+
+        The first call for ``group`` posts ``head()`` to ``key`` on ``topic``, with an empty
+        mapping under ``field``; every call returns that mapping, for the caller to add to.
+        Many events of a batch then share one item (receipts: one per source, indicator and
+        period, the areas in it) instead of posting one each.
+        """
+        members = self._gathered.get(group)
+        if members is None:
+            item = head()
+            members = item[field] = {}
+            self.post(topic, key, item)
+            self._gathered[group] = members
+        return members
+
+    def count(self, step: str, items: int = 1) -> None:
+        """More items handled by ``step`` (one by default)."""
+        self.counts[step] = self.counts.get(step, 0) + items
 
     async def close(self) -> None:
         """Write every touched table key once, and send every record of the batch."""
@@ -258,6 +283,7 @@ class Batch:
         for (topic, key), items in self.outbox.items():
             add(topic, key, _json({"items": items}))
         self.outbox.clear()
+        self._gathered.clear()
         await self.out.send()
         for (counter, labels), amount in self._tallies.items():
             (counter.labels(*labels) if labels else counter).inc(amount)
@@ -545,18 +571,19 @@ class _Agents:
                     "value": event.value,
                 },
             )
-        batch.post(
+        source, code, period_code = event.source, event.indicator, event.period
+        batch.gather(
             self.names.receipts,
-            event.source.encode(),
-            {
-                "type": "receipt",
-                "source": event.source,
-                "indicator": event.indicator,
-                "area": event.area,
-                "period": event.period,
-                "sent_at": sent_at,
+            source.encode(),
+            ("receipts", source, code, period_code),
+            lambda: {
+                "type": "receipts",
+                "source": source,
+                "indicator": code,
+                "period": period_code,
             },
-        )
+            "areas",
+        )[event.area] = sent_at
 
     def _quality(
         self, event: IndicatorEvent, indicator: Indicator, history: list[float], batch: Batch
@@ -651,18 +678,15 @@ class _Agents:
         parent = self.catalogue.parent_of(area, period.last_day)
         if parent is None:
             return
-        batch.post(
+        # The children of one parent, period and kind posted in this batch share one item.
+        code, period_code = indicator.code, str(period)
+        batch.gather(
             self.names.rollups,
-            f"{indicator.code}|{parent}".encode(),
-            {
-                "indicator": indicator.code,
-                "area": parent,
-                "child": child,
-                "period": str(period),
-                "figure": list(figure),
-                "kind": kind,
-            },
-        )
+            f"{code}|{parent}".encode(),
+            ("rollup", code, parent, period_code, kind),
+            lambda: {"indicator": code, "area": parent, "period": period_code, "kind": kind},
+            "children",
+        )[child] = list(figure)
 
     def _items(self, message: Any, stage: str) -> list[dict[str, Any]]:
         """The items of an internal record; none, counted and logged, when it is not one."""
@@ -701,11 +725,12 @@ class _Agents:
                 "children": {},
                 "values": {},
             }
-            rollups[key] = add_child(
-                entry, item["period"], item["child"], item["kind"], item["figure"]
-            )
+            figures = item.get("children")
+            if figures is None:  # one child, as workers before grouping posted it
+                figures = {item["child"]: item["figure"]}
+            rollups[key] = add_children(entry, item["period"], item["kind"], figures)
             touched[f"{key}|{item['period']}"] = (indicator, key, item["period"])
-            batch.count("rollup_items")
+            batch.count("rollup_items", len(figures))
         # Each period is rolled up once per record, however many children it brought.
         for indicator, key, period_code in touched.values():
             merged, result = settle_period(
@@ -791,18 +816,25 @@ class _Agents:
         state["periods"] = dict(state["periods"])
         copied: set[str] = set()
         for item in items:
-            if item["type"] != "receipt":
+            if item["type"] == "receipts":  # the areas of one indicator and period: sent at
+                sent = item["areas"]
+            elif item["type"] == "receipt":  # one area, as workers before grouping posted it
+                sent = {item["area"]: item["sent_at"]}
+            else:
                 continue
             indicator = self.catalogue.indicators[item["indicator"]]
             period = indicator.parse_period(item["period"])
-            if indicator.code not in copied:  # copy what record_receipt changes, once
+            if indicator.code not in copied:  # copy what record_receipts changes, once
                 copied.add(indicator.code)
                 state["periods"][indicator.code] = {
                     p: {"areas": dict(v["areas"])}
                     for p, v in state["periods"].get(indicator.code, {}).items()
                 }
-            record_receipt(
-                state, indicator, item["area"], period, datetime.fromisoformat(item["sent_at"])
+            record_receipts(
+                state,
+                indicator,
+                period,
+                {area: datetime.fromisoformat(moment) for area, moment in sent.items()},
             )
         standing = assess_source(self.catalogue, source, state, now)
         state["overdue"] = list(standing.overdue)

@@ -88,16 +88,29 @@ def with_period(
 def add_child(
     entry: Mapping[str, Any], period: str, child: str, kind: str, figure: Sequence[float | None]
 ) -> dict[str, Any]:
-    """A parent's rollup state with one child's figure for ``period`` set, not yet rolled up.
+    """A parent's rollup state with one child's figure for ``period`` set, not yet rolled up
+    (:func:`add_children` of one child)."""
+    return add_children(entry, period, kind, {child: figure})
 
-    ``kind`` is ``"r"`` for the child's own report and ``"c"`` for the rollup of the child's
+
+def add_children(
+    entry: Mapping[str, Any],
+    period: str,
+    kind: str,
+    figures: Mapping[str, Sequence[float | None]],
+) -> dict[str, Any]:
+    """A parent's rollup state with children's figures for ``period`` set, not yet rolled up.
+
+    ``kind`` is ``"r"`` for a child's own report and ``"c"`` for the rollup of the child's
     own children; a report is preferred. A later figure of the same child and kind replaces
     the earlier one (a correction), so nothing is ever counted twice. Only the period's slots
-    and the child's slot are copied; ``entry`` itself is never changed.
+    and the children's slots are copied, once for all of ``figures``; ``entry`` itself is
+    never changed.
     """
     children = dict(entry["children"])
     slots = dict(children.get(period, {}))
-    slots[child] = {**slots.get(child, {}), kind: list(figure)}
+    for child, figure in figures.items():
+        slots[child] = {**slots.get(child, {}), kind: list(figure)}
     children[period] = slots
     return {**entry, "children": children}
 
@@ -107,7 +120,7 @@ def settle_period(
 ) -> tuple[dict[str, Any], Rollup | None]:
     """Roll ``period`` up from the children it holds; keep only the newest ``keep`` periods.
 
-    Separate from :func:`add_child` so that an agent adding many children of one period in a
+    Separate from :func:`add_children` so that an agent adding many children of one period in a
     batch rolls the period up once, not once per child.
     """
     figures: list[Figure] = [

@@ -10,6 +10,7 @@ source are not held against it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -53,17 +54,30 @@ def record_receipt(
     state: dict[str, Any], indicator: Indicator, area: str, period: Period, sent_at: datetime
 ) -> None:
     """Add one received report to a source's state (idempotent per area and period)."""
+    record_receipts(state, indicator, period, {area: sent_at})
+
+
+def record_receipts(
+    state: dict[str, Any], indicator: Indicator, period: Period, sent: Mapping[str, datetime]
+) -> None:
+    """Add the reports of ``indicator`` for ``period`` received from areas (area: when it
+    was sent) to a source's state. Idempotent per area and period: a correction re-judges
+    its area, never counts it twice."""
     periods = state.setdefault("periods", {}).setdefault(indicator.code, {})
-    entry = periods.setdefault(str(period), {"areas": {}})
-    on_time = sent_at <= indicator.due_at(period)
-    entry["areas"][area] = on_time  # a correction re-judges the area, never counts it twice
+    areas = periods.setdefault(str(period), {"areas": {}})["areas"]
+    due = indicator.due_at(period)
+    for area, sent_at in sent.items():
+        areas[area] = sent_at <= due
     if len(periods) > KEEP_PERIODS:
         for old in sorted(periods)[:-KEEP_PERIODS]:
             del periods[old]
+    if not sent:
+        return
     # Instants compared, not their texts: agencies send times at different UTC offsets.
+    newest = max(sent.values())
     last = state.get("last_report")
-    if last is None or sent_at > datetime.fromisoformat(last):
-        state["last_report"] = sent_at.isoformat()
+    if last is None or newest > datetime.fromisoformat(last):
+        state["last_report"] = newest.isoformat()
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ stage every valid event passes through. The clock starts when every worker answe
 scrape that shows all of them finished (evaluated, or dropped as duplicates); scrapes are
 spaced by the expected time left, at most 15 s apart as Prometheus would scrape.
 
-Latency is exact per event: the worker posts one receipt per evaluated event to
-``ioc.internal.receipts`` (grouped per source and batch, one record sent when the batch is
-done), stamped by the worker's producer as it is sent, and the benchmark stamped each event
-as it produced it. Both stamps come from this machine's clock. The
-worker's own histogram (``ioc_processing_latency_seconds``) measures the same interval but
-only to its bucket bounds; its bound for p99 is reported beside the exact figure as a check.
+Latency is exact per event: the worker posts a receipt of every evaluated event to
+``ioc.internal.receipts`` (the areas of one indicator and period in one item, the items of a
+source in one record per batch, sent when the batch is done), stamped by the worker's producer
+as it is sent, and the benchmark stamped each event as it produced it. Both stamps come from
+this machine's clock. The worker's own histogram (``ioc_processing_latency_seconds``) measures
+the same interval but only to its bucket bounds; its bound for p99 is reported beside the exact
+figure as a check.
 """
 
 from __future__ import annotations
@@ -278,9 +279,10 @@ def _latencies(
         if received.value is None:
             continue
         for item in orjson.loads(received.value)["items"]:
-            if item.get("type") == "receipt":
-                key = f"{item['indicator']}|{item['area']}|{item['period']}"
-                receipts.setdefault(key, received.timestamp_ms)
+            if item.get("type") == "receipts":  # the areas of one indicator and period
+                for area in item["areas"]:
+                    key = f"{item['indicator']}|{area}|{item['period']}"
+                    receipts.setdefault(key, received.timestamp_ms)
     out: list[list[int]] = []
     for record, produced in zip(live, produced_ms, strict=True):
         done = receipts.get(record.series_period)

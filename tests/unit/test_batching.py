@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 from faust.utils import json as faust_json_codec
 from mode.utils.collections import FastUserDict
@@ -121,6 +122,36 @@ async def test_a_batch_sends_its_changelogs_and_one_record_per_posted_key() -> N
     ]
     assert registry.get_sample_value("ioc_events_received_total", {"source": "ict"}) == 2
     assert registry.get_sample_value("ioc_records_produced_total") == 3
+
+
+async def test_gathered_items_are_posted_once_per_group_in_posting_order() -> None:
+    producer = RecordingProducer()
+    metrics = PipelineMetrics(CollectorRegistry(), ["ict"])
+    batch = Batch(Outgoing(SimpleNamespace(producer=producer), metrics), {}, {}, SystemClock())
+
+    def head(period: str) -> Any:
+        return lambda: {"period": period}
+
+    batch.at(Event(0))
+    batch.gather("receipts", b"ict", ("ict", "2025-03"), head("2025-03"), "areas")["a"] = 1
+    batch.post("receipts", b"ict", {"tick": True})
+    batch.gather("receipts", b"ict", ("ict", "2025-04"), head("2025-04"), "areas")["a"] = 2
+    batch.gather("receipts", b"ict", ("ict", "2025-03"), head("never"), "areas")["b"] = 3
+    await batch.close()
+    batch.gather("receipts", b"ict", ("ict", "2025-03"), head("2025-03"), "areas")["c"] = 4
+    await batch.close()  # a new batch: the group starts again
+
+    items = [
+        orjson.loads(record.value)["items"] for _, records in producer.sent for record in records
+    ]
+    assert items == [
+        [
+            {"period": "2025-03", "areas": {"a": 1, "b": 3}},
+            {"tick": True},
+            {"period": "2025-04", "areas": {"a": 2}},
+        ],
+        [{"period": "2025-03", "areas": {"c": 4}}],
+    ]
 
 
 class Store(FastUserDict[str, Any]):

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agents.timeliness import assess_source, expected_reports, latest_due_period, record_receipt
+from agents.timeliness import (
+    assess_source,
+    expected_reports,
+    latest_due_period,
+    record_receipt,
+    record_receipts,
+)
 from streams.catalogue import default_catalogue
 from streams.periods import LOCAL_TZ, Period
 
@@ -112,3 +118,25 @@ def test_the_last_report_is_the_latest_instant_whatever_the_offset_it_was_sent_a
     record_receipt(state, INVOICES, "yen-chau", day, earlier)
 
     assert state["last_report"] == later.isoformat()
+
+
+def test_receipts_recorded_together_leave_the_state_they_leave_one_by_one() -> None:
+    month = Period.parse("2025-03", "month")
+    due = REVENUE.due_at(month)
+    sent = {
+        "son-la": due - timedelta(days=1),
+        "moc-chau": due + timedelta(hours=1),  # late
+        "yen-chau": (due - timedelta(hours=2)).astimezone(UTC),
+    }
+    one_by_one, together = watched_since(local(2025, 3, 1)), watched_since(local(2025, 3, 1))
+    for area, moment in sent.items():
+        record_receipt(one_by_one, REVENUE, area, month, moment)
+    record_receipts(together, REVENUE, month, sent)
+
+    assert together == one_by_one
+    assert together["periods"]["tax_revenue"]["2025-03"]["areas"] == {
+        "son-la": True,
+        "moc-chau": False,
+        "yen-chau": True,
+    }
+    assert together["last_report"] == sent["moc-chau"].isoformat()
