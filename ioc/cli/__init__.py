@@ -32,6 +32,7 @@ app.command("push")(agency.push)
 app.command("rejects")(agency.rejects)
 app.command("simulate")(simulate.simulate)
 app.command("bench")(bench.bench)
+app.command("bench-agents")(bench.bench_agents)
 
 
 def main() -> None:

@@ -73,3 +73,42 @@ def bench(
         typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
     else:
         typer.echo(render_table(report))
+
+
+def bench_agents(
+    events: Annotated[
+        int,
+        typer.Option(
+            help="Số sự kiện, mỗi sự kiện một khoá riêng / Events, each with a key of its own"
+        ),
+    ] = 100_000,
+    rounds: Annotated[
+        int,
+        typer.Option(min=1, help="Số lần chạy, mỗi lần bảng trống / Rounds, each on empty tables"),
+    ] = 1,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="In kết quả dạng JSON / Print the result as JSON")
+    ] = False,
+) -> None:
+    """Đo riêng mã của các agent, không Kafka / Benchmark the agents' own code alone, in
+    process, without Kafka (see bench/agents.py)."""
+    from bench.agents import measure_agents  # noqa: PLC0415 - the benchmark is heavy to import
+    from bench.dataset import build_dataset  # noqa: PLC0415
+    from streams.catalogue import default_catalogue  # noqa: PLC0415
+
+    catalogue = default_catalogue()
+    dataset = build_dataset(catalogue, events, progress=lambda line: typer.echo(line, err=True))
+    for number, result in enumerate(measure_agents(settings(), catalogue, dataset, rounds), 1):
+        if as_json:
+            typer.echo(orjson.dumps({"round": number, **result.to_json()}).decode())
+            continue
+        stages = "  ".join(
+            f"{stage} {1e6 * seconds / result.events:.1f}"
+            for stage, seconds in result.seconds.items()
+        )
+        typer.echo(
+            f"Lần {number} / round {number}: {result.events_per_second:,.0f} sự kiện/s / "
+            f"events/s; µs mỗi sự kiện / per event: {stages}; "
+            f"chấp nhận / accepted {result.counts['accepted']:,}, "
+            f"trùng lặp / duplicates {result.counts['duplicates']:,}"
+        )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from agents.gatekeeper import position_of
 from agents.metrics import PipelineMetrics, SeriesCollector
 from agents.quality import target_for
+from bench.agents import measure_agents
 from bench.child import RunnerArgs, RunnerResult, parse_args
 from bench.dataset import Dataset, build_dataset
 from bench.load import Partitioner
@@ -26,6 +29,7 @@ from bench.run import QUIX_MISSING, BenchOptions, require_quix
 from bench.stats import peak_rss_bytes, percentile, rate, ratio
 from bench.worker import Progress, behind_on, histogram_bound, total
 from ioc.errors import ConfigurationError, PrerequisiteMissing
+from ioc.settings import Settings
 from streams.catalogue import Catalogue, default_catalogue
 from streams.periods import LOCAL_TZ
 from streams.validation import check_against_catalogue, parse_feed_message
@@ -250,6 +254,43 @@ def test_the_peer_job_validates_dedupes_keeps_latest_and_counts(
     assert {key: state.get(latest)[0] for key, state in states.items()} == newest
     assert job.result.seen == len(dataset.load)  # the pre-load; the broken one was live
     assert job.result.counts["accepted"] == dataset.distinct
+
+
+def test_the_agents_alone_take_the_preload_and_post_onwards(
+    catalogue: Catalogue, dataset: Dataset
+) -> None:
+    rounds = measure_agents(Settings(), catalogue, dataset, rounds=2)
+
+    for result in rounds:  # each round on empty tables: the same counts
+        assert result.events == len(dataset.load)
+        assert result.counts == {
+            "accepted": dataset.distinct,
+            "duplicates": dataset.duplicates,
+            "rejected": 0,
+        }
+        assert set(result.seconds) == {"ingest", "rollup", "rules", "reporting"}
+        assert all(seconds > 0 for seconds in result.seconds.values())
+        # Receipts: one record per source and ingest batch; every source is in the data.
+        assert result.records["receipts"] >= len(dataset.sources)
+        assert result.records["rollup"] > 0
+        assert result.to_json()["counts"] == result.counts
+
+
+def test_bench_agents_prints_a_round_per_line_and_refuses_too_few_events() -> None:
+    def ioc(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "ioc", "bench-agents", *args]
+        return subprocess.run(command, capture_output=True, text=True, check=False)
+
+    result = ioc("--events", "100", "--rounds", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    rounds = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert all(r["counts"]["accepted"] == 100 and r["counts"]["duplicates"] == 1 for r in rounds)
+
+    refused = ioc("--events", "3")
+    assert refused.returncode == ConfigurationError.exit_code
+    assert "--events phải ít nhất 41" in refused.stderr
+    assert "--events must be at least 41" in refused.stderr
 
 
 def test_a_missing_peer_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:

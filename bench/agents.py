@@ -1,0 +1,220 @@
+"""The worker's agents alone, in process: no broker, no Faust delivery (``ioc bench-agents``).
+
+The end-to-end benchmark (:mod:`bench.worker`) measures the worker as it runs, broker and
+Faust included, on a shared two-core machine whose speed moves by ±15 % from run to run. To
+see what a change to the agents' own code gives, this runs that code alone on the same data:
+the benchmark's pre-load goes through the ingest agent's handler in batches as large as the
+worker's (:data:`agents.app.FETCH_RECORDS` × :data:`agents.app.BATCH_SIZE` records), and the
+records it posts go through the rollup, rules and reporting handlers, each in batches of its
+own, as the worker's later agents read them. Tables are in-memory stores as the worker's
+(``validator_seen`` in a :class:`agents.stores.PeriodRows`); what the batches produce is kept
+in memory and dropped.
+
+Under valgrind the instruction count of a round does not depend on the machine's load::
+
+    valgrind --tool=cachegrind --cache-sim=no .venv/bin/ioc bench-agents --events 20000 --rounds 1
+    valgrind --tool=cachegrind --cache-sim=no .venv/bin/ioc bench-agents --events 20000 --rounds 2
+
+The difference of the two totals (``I refs``), over the events, is the instructions per event of
+one round: start-up, the data and the app are the same in both runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka.partitioner import murmur2
+from prometheus_client import CollectorRegistry
+
+from agents.app import BATCH_SIZE, FETCH_RECORDS, Batch, Handler, Monitor, Outgoing, _Agents
+from agents.app import create_app as create_worker_app
+from agents.stores import PeriodRows
+from agents.transport import OutRecord
+from bench.dataset import Dataset
+from ioc.clock import SystemClock
+from ioc.settings import Settings
+from streams.catalogue import Catalogue
+
+#: Feed records handed to the ingest agent before the later agents read what it posted (as
+#: the worker's later agents read behind its ingest agent).
+WINDOW = 5 * FETCH_RECORDS * BATCH_SIZE
+#: Rounds of rollups at most after each window: a child's rollup is posted to its parent, so
+#: each level of the hierarchy is one round (commune, district, province).
+ROLLUP_LEVELS = 4
+
+
+@dataclass
+class AgentsRound:
+    """One round: seconds spent per stage, and what the ingest agent counted."""
+
+    events: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    records: dict[str, int] = field(default_factory=dict)  # records produced, per stage
+
+    @property
+    def total_seconds(self) -> float:
+        """Seconds of every stage together."""
+        return sum(self.seconds.values())
+
+    @property
+    def events_per_second(self) -> float:
+        """Feed messages per second of all the agents' work."""
+        return self.events / self.total_seconds if self.total_seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The round as plain data."""
+        per_event = {stage: 1e6 * s / self.events for stage, s in self.seconds.items()}
+        return {
+            "events": self.events,
+            "events_per_second": round(self.events_per_second),
+            "microseconds_per_event": {stage: round(us, 2) for stage, us in per_event.items()},
+            "counts": self.counts,
+            "records": self.records,
+        }
+
+
+class _Kept(Outgoing):
+    """An :class:`Outgoing` whose records stay in memory, by topic, instead of going out."""
+
+    def __init__(self, monitor: Monitor, kept: dict[str, list[OutRecord]]) -> None:
+        super().__init__(monitor.app, monitor.metrics)
+        self.kept = kept
+
+    async def send(self) -> None:
+        records, self.records = self.records, {}
+        for topic, batch in records.items():
+            self.kept.setdefault(topic, []).extend(batch)
+
+
+def _table(name: str, data: Any) -> Any:
+    # What Batch reads of a Faust table: its storage and its changelog topic's name.
+    return SimpleNamespace(data=data, changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
+
+
+def _messages(monitor: Monitor, dataset: Dataset, partitions: int) -> list[Any]:
+    """The pre-load as the worker's consumer hands it over: topic, partition (murmur2 of the
+    key, as the SDK's producer), offset, key, value, and the record's time in seconds."""
+    offsets: dict[tuple[str, int], int] = {}
+    now = time.time()
+    messages = []
+    for record in dataset.load:
+        topic = monitor.topics.feed(record.source)
+        partition = (murmur2(record.key) & 0x7FFFFFFF) % partitions
+        offset = offsets.get((topic, partition), 0)
+        offsets[topic, partition] = offset + 1
+        messages.append(
+            SimpleNamespace(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=record.key,
+                value=record.value,
+                timestamp=now,
+            )
+        )
+    return messages
+
+
+class _Round:
+    """The agents of one fresh app, with empty tables, over one pass of the data."""
+
+    def __init__(self, settings: Settings, catalogue: Catalogue) -> None:
+        self.registry = CollectorRegistry()
+        self.monitor = create_worker_app(settings, catalogue, SystemClock(), registry=self.registry)
+        self.agents = _Agents(self.monitor)
+        self.kept: dict[str, list[OutRecord]] = {}
+        self.stages: dict[str, tuple[Handler, dict[str, Any], dict[str, Any]]] = {
+            "ingest": (
+                self.agents._judge,
+                {"seen": _table("seen", PeriodRows()), "series": _table("series", {})},
+                {"ingest": _table("ingest", {}), "series": _table("alerts", {})},
+            ),
+            "rollup": (self.agents._rollup_record, {"rollups": _table("rollups", {})}, {}),
+            "rules": (
+                self.agents._rule_record,
+                {"inputs": _table("inputs", {})},
+                {"rules": _table("rules", {})},
+            ),
+            "reporting": (
+                self.agents._report_record,
+                {"reporting": _table("reporting", {})},
+                {"sources": _table("sources", {})},
+            ),
+        }
+
+    async def feed(self, stage: str, messages: list[Any], result: AgentsRound) -> None:
+        handle, tables, alerts = self.stages[stage]
+        size = FETCH_RECORDS * BATCH_SIZE
+        began = time.perf_counter()
+        for start in range(0, len(messages), size):
+            batch = Batch(_Kept(self.monitor, self.kept), tables, alerts, self.monitor.clock)
+            for message in messages[start : start + size]:
+                batch.at(SimpleNamespace(message=message))
+                await handle(message, batch)
+            await batch.close()
+        result.seconds[stage] = result.seconds.get(stage, 0.0) + time.perf_counter() - began
+
+    def posted(self, topic: str, result: AgentsRound, stage: str) -> list[Any]:
+        """The records posted to ``topic`` since the last look, as messages to read."""
+        records = self.kept.pop(topic, [])
+        result.records[stage] = result.records.get(stage, 0) + len(records)
+        return [
+            SimpleNamespace(
+                topic=topic,
+                partition=record.partition or 0,
+                offset=offset,
+                key=record.key,
+                value=record.value,
+                timestamp=None,
+            )
+            for offset, record in enumerate(records)
+        ]
+
+    async def run(self, messages: list[Any]) -> AgentsRound:
+        topics = self.monitor.topics
+        result = AgentsRound(events=len(messages))
+        for start in range(0, len(messages), WINDOW):
+            await self.feed("ingest", messages[start : start + WINDOW], result)
+            for _ in range(ROLLUP_LEVELS):
+                rollups = self.posted(topics.rollups, result, "rollup")
+                if not rollups:
+                    break
+                await self.feed("rollup", rollups, result)
+            await self.feed("rules", self.posted(topics.rules, result, "rules"), result)
+            await self.feed("reporting", self.posted(topics.receipts, result, "receipts"), result)
+            self.kept.clear()  # what leaves the worker (ioc.indicators, changelogs, alerts)
+        for name, metric in (
+            ("accepted", "ioc_events_accepted_total"),
+            ("duplicates", "ioc_events_duplicate_total"),
+            ("rejected", "ioc_events_rejected_total"),
+        ):
+            result.counts[name] = round(_summed(self.registry, metric))
+        return result
+
+
+def _summed(registry: CollectorRegistry, name: str) -> float:
+    return sum(
+        sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name
+    )
+
+
+def measure_agents(
+    settings: Settings, catalogue: Catalogue, dataset: Dataset, rounds: int = 1
+) -> list[AgentsRound]:
+    """Run the agents on ``dataset``'s pre-load ``rounds`` times, each on fresh tables."""
+    results = []
+    messages: list[Any] | None = None
+    for _ in range(rounds):
+        one = _Round(settings, catalogue)
+        if messages is None:
+            messages = _messages(one.monitor, dataset, settings.partitions)
+        results.append(asyncio.run(one.run(messages)))
+    return results
