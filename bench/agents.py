@@ -28,15 +28,24 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from aiokafka.partitioner import murmur2
 from prometheus_client import CollectorRegistry
 
-from agents.app import BATCH_SIZE, FETCH_RECORDS, Batch, Handler, Monitor, Outgoing, _Agents
-from agents.app import create_app as create_worker_app
+from agents.app import (
+    BATCH_SIZE,
+    FETCH_RECORDS,
+    Batch,
+    Handler,
+    Monitor,
+    Outgoing,
+    _Agents,
+    create_app,
+)
 from agents.stores import PeriodRows
 from agents.transport import OutRecord
 from agents.worker import tune_garbage_collector
 from bench.dataset import Dataset
+from bench.load import Partitioner
+from bench.worker import samples_of, total
 from ioc.clock import SystemClock
 from ioc.settings import Settings
 from streams.catalogue import Catalogue
@@ -99,57 +108,68 @@ def _table(name: str, data: Any) -> Any:
 
 
 def _messages(monitor: Monitor, dataset: Dataset, partitions: int) -> list[Any]:
-    """The pre-load as the worker's consumer hands it over: topic, partition (murmur2 of the
-    key, as the SDK's producer), offset, key, value, and the record's time in seconds."""
+    """The pre-load as the worker's consumer hands it over: topic, partition (as the
+    project's producers pick it), offset, key, value, and the record's time in seconds."""
+    partition_of = Partitioner(partitions)
     offsets: dict[tuple[str, int], int] = {}
     now = time.time()
     messages = []
     for record in dataset.load:
         topic = monitor.topics.feed(record.source)
-        partition = (murmur2(record.key) & 0x7FFFFFFF) % partitions
+        partition = partition_of(record.key)
         offset = offsets.get((topic, partition), 0)
         offsets[topic, partition] = offset + 1
-        messages.append(
-            SimpleNamespace(
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                key=record.key,
-                value=record.value,
-                timestamp=now,
-            )
-        )
+        messages.append(message_of(topic, partition, offset, record.key, record.value, now))
     return messages
 
 
-class _Round:
-    """The agents of one fresh app, with empty tables, over one pass of the data."""
+def message_of(
+    topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None, at: Any
+) -> Any:
+    """A record as the worker's consumer hands it to an agent (``at``: its time in seconds,
+    or None)."""
+    return SimpleNamespace(
+        topic=topic, partition=partition, offset=offset, key=key, value=value, timestamp=at
+    )
+
+
+class InProcessAgents:
+    """The agents of one fresh app, on empty in-memory tables, fed by hand: each stage's
+    handler (``ingest``, ``rollup``, ``rules``, ``reporting``) in batches as the worker's."""
 
     def __init__(self, settings: Settings, catalogue: Catalogue) -> None:
         self.registry = CollectorRegistry()
-        self.monitor = create_worker_app(settings, catalogue, SystemClock(), registry=self.registry)
-        self.agents = _Agents(self.monitor)
+        self.monitor = create_app(settings, catalogue, SystemClock(), registry=self.registry)
+        agents = _Agents(self.monitor)
+        #: What the batches produced, by topic, until taken (:meth:`take`).
         self.kept: dict[str, list[OutRecord]] = {}
         self.stages: dict[str, tuple[Handler, dict[str, Any], dict[str, Any]]] = {
             "ingest": (
-                self.agents._judge,
+                agents._judge,
                 {"seen": _table("seen", PeriodRows()), "series": _table("series", {})},
                 {"ingest": _table("ingest", {}), "series": _table("alerts", {})},
             ),
-            "rollup": (self.agents._rollup_record, {"rollups": _table("rollups", {})}, {}),
+            "rollup": (agents._rollup_record, {"rollups": _table("rollups", {})}, {}),
             "rules": (
-                self.agents._rule_record,
+                agents._rule_record,
                 {"inputs": _table("inputs", {})},
                 {"rules": _table("rules", {})},
             ),
             "reporting": (
-                self.agents._report_record,
+                agents._report_record,
                 {"reporting": _table("reporting", {})},
                 {"sources": _table("sources", {})},
             ),
         }
 
-    async def feed(self, stage: str, messages: list[Any], result: AgentsRound) -> None:
+    def rows(self, stage: str, table: str) -> Any:
+        """The rows of one of ``stage``'s tables."""
+        return self.stages[stage][1][table].data
+
+    async def feed(
+        self, stage: str, messages: list[Any], result: AgentsRound | None = None
+    ) -> None:
+        """Hand ``messages`` to ``stage``'s handler, batch by batch (timed into ``result``)."""
         handle, tables, alerts = self.stages[stage]
         size = FETCH_RECORDS * BATCH_SIZE
         began = time.perf_counter()
@@ -159,53 +179,45 @@ class _Round:
                 batch.at(SimpleNamespace(message=message))
                 await handle(message, batch)
             await batch.close()
-        result.seconds[stage] = result.seconds.get(stage, 0.0) + time.perf_counter() - began
+        if result is not None:
+            result.seconds[stage] = result.seconds.get(stage, 0.0) + time.perf_counter() - began
 
-    def posted(self, topic: str, result: AgentsRound, stage: str) -> list[Any]:
-        """The records posted to ``topic`` since the last look, as messages to read."""
-        records = self.kept.pop(topic, [])
+    def take(self, topic: str) -> list[OutRecord]:
+        """The records produced to ``topic`` since the last time it was taken."""
+        return self.kept.pop(topic, [])
+
+    def _read(self, topic: str, result: AgentsRound, stage: str) -> list[Any]:
+        # What the batches posted to an internal topic, as the messages its agent reads.
+        records = self.take(topic)
         result.records[stage] = result.records.get(stage, 0) + len(records)
         return [
-            SimpleNamespace(
-                topic=topic,
-                partition=record.partition or 0,
-                offset=offset,
-                key=record.key,
-                value=record.value,
-                timestamp=None,
-            )
+            message_of(topic, record.partition or 0, offset, record.key, record.value, None)
             for offset, record in enumerate(records)
         ]
 
     async def run(self, messages: list[Any]) -> AgentsRound:
+        """One round over the pre-load's ``messages``: each window through the ingest
+        agent, then what it posted through the later agents."""
         topics = self.monitor.topics
         result = AgentsRound(events=len(messages))
         for start in range(0, len(messages), WINDOW):
             await self.feed("ingest", messages[start : start + WINDOW], result)
             for _ in range(ROLLUP_LEVELS):
-                rollups = self.posted(topics.rollups, result, "rollup")
+                rollups = self._read(topics.rollups, result, "rollup")
                 if not rollups:
                     break
                 await self.feed("rollup", rollups, result)
-            await self.feed("rules", self.posted(topics.rules, result, "rules"), result)
-            await self.feed("reporting", self.posted(topics.receipts, result, "receipts"), result)
+            await self.feed("rules", self._read(topics.rules, result, "rules"), result)
+            await self.feed("reporting", self._read(topics.receipts, result, "receipts"), result)
             self.kept.clear()  # what leaves the worker (ioc.indicators, changelogs, alerts)
+        samples = samples_of(self.registry.collect())
         for name, metric in (
             ("accepted", "ioc_events_accepted_total"),
             ("duplicates", "ioc_events_duplicate_total"),
             ("rejected", "ioc_events_rejected_total"),
         ):
-            result.counts[name] = round(_summed(self.registry, metric))
+            result.counts[name] = round(total(samples, metric))
         return result
-
-
-def _summed(registry: CollectorRegistry, name: str) -> float:
-    return sum(
-        sample.value
-        for family in registry.collect()
-        for sample in family.samples
-        if sample.name == name
-    )
 
 
 def measure_agents(
@@ -221,7 +233,7 @@ def measure_agents(
     tune_garbage_collector()
     try:
         for _ in range(rounds):
-            one = _Round(settings, catalogue)
+            one = InProcessAgents(settings, catalogue)
             if messages is None:
                 messages = _messages(one.monitor, dataset, settings.partitions)
             results.append(asyncio.run(one.run(messages)))

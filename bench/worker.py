@@ -22,11 +22,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.child import RunnerResult
@@ -83,9 +84,15 @@ def scrape(url: str) -> Samples:
     body = http_get(f"{url}/metrics", timeout=10.0)
     if body is None:
         return {}
+    return samples_of(text_string_to_metric_families(body.decode()))
+
+
+def samples_of(families: Iterable[Metric]) -> Samples:
+    """Every sample of metric families (parsed from a scrape, or a registry's ``collect()``),
+    keyed by (name, labels)."""
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(body.decode())
+        for family in families
         for sample in family.samples
     }
 

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import orjson
 
-from agents.app import Batch, Outgoing, _Agents, create_app
-from ioc.clock import SystemClock
+from bench.agents import InProcessAgents, message_of
 from ioc.settings import Settings
 from streams.catalogue import default_catalogue
 from streams.periods import Period
@@ -20,47 +18,30 @@ CATALOGUE = default_catalogue()
 REVENUE = CATALOGUE.indicators["tax_revenue"]
 
 
-def table(name: str) -> Any:
-    return SimpleNamespace(data={}, changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
+async def handled(stage: str, topic: str, items: list[Any]) -> InProcessAgents:
+    """The agents after ``stage`` read one internal record of ``items`` from ``topic``."""
+    agents = InProcessAgents(Settings(), CATALOGUE)
+    record = message_of(topic, 0, 0, None, orjson.dumps({"items": items}), None)
+    await agents.feed(stage, [record])
+    return agents
 
 
-async def handled(
-    agent: str, topic: str, tables: dict[str, Any], alerts: dict[str, Any], items: list[Any]
-) -> list[dict[str, Any]]:
-    """Hand one internal record of ``items`` to ``agent``; the items it posts onwards."""
-    monitor = create_app(Settings(), CATALOGUE, SystemClock())
-    agents = _Agents(monitor)
-    posted: list[Any] = []
-
-    class Producer:
-        async def send_records(self, topic: str, records: list[Any]) -> list[Any]:
-            posted.extend(orjson.loads(r.value) for r in records if r.value)
-            return []
-
-    out = Outgoing(SimpleNamespace(producer=Producer()), monitor.metrics)
-    batch = Batch(out, tables, alerts, SystemClock())
-    message = SimpleNamespace(
-        topic=topic, partition=0, offset=0, value=orjson.dumps({"items": items})
-    )
-    batch.at(SimpleNamespace(message=message))
-    await getattr(agents, agent)(message, batch)
-    await batch.close()
-    return [item for record in posted if "items" in record for item in record["items"]]
+def items_on(agents: InProcessAgents, topic: str) -> list[dict[str, Any]]:
+    """The items the agents posted to ``topic``."""
+    return [item for r in agents.take(topic) if r.value for item in orjson.loads(r.value)["items"]]
 
 
 async def reporting_state(items: list[dict[str, Any]]) -> Any:
     """The tax department's reporting state after one receipts record of ``items``."""
-    tables = {"reporting": table("reporting")}
-    topic = Topics().receipts
-    await handled("_report_record", topic, tables, {"sources": table("alerts")}, items)
-    return tables["reporting"].data["tax"]
+    agents = await handled("reporting", Topics().receipts, items)
+    return agents.rows("reporting", "reporting")["tax"]
 
 
 async def rollup(items: list[dict[str, Any]]) -> tuple[Any, list[dict[str, Any]]]:
     """A district's e-ID rollup after one rollups record of ``items``, and what it posted."""
-    tables = {"rollups": table("rollups")}
-    posted = await handled("_rollup_record", Topics().rollups, tables, {}, items)
-    return tables["rollups"].data["eid_activated|moc-chau"], posted
+    agents = await handled("rollup", Topics().rollups, items)
+    entry = agents.rows("rollup", "rollups")["eid_activated|moc-chau"]
+    return entry, items_on(agents, Topics().rollups)
 
 
 async def test_grouped_children_and_the_single_children_of_older_workers_agree() -> None:
