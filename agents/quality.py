@@ -85,14 +85,6 @@ def with_period(
     return {p: merged[p] for p in sorted(merged)[-keep:]}
 
 
-def add_child(
-    entry: Mapping[str, Any], period: str, child: str, kind: str, figure: Sequence[float | None]
-) -> dict[str, Any]:
-    """A parent's rollup state with one child's figure for ``period`` set, not yet rolled up
-    (:func:`add_children` of one child)."""
-    return add_children(entry, period, kind, {child: figure})
-
-
 def add_children(
     entry: Mapping[str, Any],
     period: str,
@@ -150,8 +142,9 @@ def merge_child(
     keep: int,
 ) -> tuple[dict[str, Any], Rollup | None]:
     """A parent's rollup state after one child's figure for ``period``, and the new rollup
-    (:func:`add_child` then :func:`settle_period`)."""
-    return settle_period(indicator, add_child(entry, period, child, kind, figure), period, keep)
+    (:func:`add_children` then :func:`settle_period`)."""
+    merged = add_children(entry, period, kind, {child: figure})
+    return settle_period(indicator, merged, period, keep)
 
 
 @dataclass(frozen=True)

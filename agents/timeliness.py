@@ -50,13 +50,6 @@ def expected_reports(catalogue: Catalogue, indicator: Indicator, period: Period)
     return _expected(catalogue, indicator.code, period)
 
 
-def record_receipt(
-    state: dict[str, Any], indicator: Indicator, area: str, period: Period, sent_at: datetime
-) -> None:
-    """Add one received report to a source's state (idempotent per area and period)."""
-    record_receipts(state, indicator, period, {area: sent_at})
-
-
 def record_receipts(
     state: dict[str, Any], indicator: Indicator, period: Period, sent: Mapping[str, datetime]
 ) -> None:

@@ -9,7 +9,6 @@ from agents.timeliness import (
     assess_source,
     expected_reports,
     latest_due_period,
-    record_receipt,
     record_receipts,
 )
 from streams.catalogue import default_catalogue
@@ -58,7 +57,7 @@ def test_silent_source_becomes_overdue_exactly_at_the_deadline() -> None:
 def test_a_report_before_the_deadline_is_on_time_and_clears_overdue() -> None:
     state = watched_since(local(2025, 3, 4, 0, 0))
     day = Period.parse("2025-03-04", "day")
-    record_receipt(state, INVOICES, "son-la", day, local(2025, 3, 4, 18, 0))
+    record_receipts(state, INVOICES, day, {"son-la": local(2025, 3, 4, 18, 0)})
 
     standing = assess_source(CATALOGUE, "tax", state, local(2025, 3, 5, 9, 0))
 
@@ -70,7 +69,7 @@ def test_a_report_before_the_deadline_is_on_time_and_clears_overdue() -> None:
 def test_late_reports_count_as_received_but_not_on_time() -> None:
     state = watched_since(local(2025, 3, 4, 0, 0))
     day = Period.parse("2025-03-04", "day")
-    record_receipt(state, INVOICES, "son-la", day, local(2025, 3, 5, 9, 30))  # after 08:00
+    record_receipts(state, INVOICES, day, {"son-la": local(2025, 3, 5, 9, 30)})  # after 08:00
 
     standing = assess_source(CATALOGUE, "tax", state, local(2025, 3, 5, 10, 0))
 
@@ -83,8 +82,8 @@ def test_rates_never_exceed_one_and_corrections_do_not_count_twice() -> None:
     month = Period.parse("2025-03", "month")
     sent = local(2025, 4, 2, 9, 0)
     for _ in range(3):  # the same area three times: a report and two corrections
-        record_receipt(state, REVENUE, "son-la", month, sent)
-    record_receipt(state, REVENUE, "moc-chau", month, sent)
+        record_receipts(state, REVENUE, month, {"son-la": sent})
+    record_receipts(state, REVENUE, month, {"moc-chau": sent})
 
     standing = assess_source(CATALOGUE, "tax", state, local(2025, 4, 11, 0, 0))
 
@@ -113,9 +112,9 @@ def test_the_last_report_is_the_latest_instant_whatever_the_offset_it_was_sent_a
     later = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)  # an hour later, its text sorts first
     earlier = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 
-    record_receipt(state, INVOICES, "son-la", day, first)
-    record_receipt(state, INVOICES, "moc-chau", day, later)
-    record_receipt(state, INVOICES, "yen-chau", day, earlier)
+    record_receipts(state, INVOICES, day, {"son-la": first})
+    record_receipts(state, INVOICES, day, {"moc-chau": later})
+    record_receipts(state, INVOICES, day, {"yen-chau": earlier})
 
     assert state["last_report"] == later.isoformat()
 
@@ -130,7 +129,7 @@ def test_receipts_recorded_together_leave_the_state_they_leave_one_by_one() -> N
     }
     one_by_one, together = watched_since(local(2025, 3, 1)), watched_since(local(2025, 3, 1))
     for area, moment in sent.items():
-        record_receipt(one_by_one, REVENUE, area, month, moment)
+        record_receipts(one_by_one, REVENUE, month, {area: moment})
     record_receipts(together, REVENUE, month, sent)
 
     assert together == one_by_one
