@@ -73,12 +73,13 @@ async def test_a_committed_partition_starts_at_its_commit_even_at_zero() -> None
 class _Log:
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.warnings: list[str] = []
 
     def error(self, message: str, *args: Any) -> None:
         self.errors.append(message % args)
 
     def warning(self, message: str, *args: Any) -> None:
-        self.errors.append(message % args)
+        self.warnings.append(message % args)
 
     def dev(self, message: str, *args: Any) -> None:
         pass
@@ -405,7 +406,7 @@ async def test_a_fetch_that_skips_offsets_is_read_again_from_the_read_offset() -
     assert received == []  # not handed over...
     assert not c._gap[tp]  # ...nor taken for a gap that Faust would commit over
     assert c._read_offset[tp] == 122  # sought back to the read offset
-    assert "offsets 123..142; reading again from 122" in c.log.errors[-1]
+    assert "offsets 123..142; reading again from 122" in c.log.warnings[-1]
     await c._deliver(tp, chunk(122, 123, 150), c._seeks[tp])  # the records read again
     assert [m.offset for m in received] == [150]
     assert c._read_offset[tp] == 150
