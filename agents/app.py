@@ -43,7 +43,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from agents.alerts import AlertBook, Transition, fingerprint
 from agents.batching import BatchedTable
 from agents.gatekeeper import Duplicate, Forward, Gatekeeper, position_of
-from agents.metrics import PipelineMetrics, observe_all, register_collectors
+from agents.metrics import LoopCollector, PipelineMetrics, observe_all, register_collectors
 from agents.quality import (
     Figure,
     TargetIndex,
@@ -113,6 +113,8 @@ class Monitor:
     catalogue: Catalogue
     clock: Clock
     tables: dict[str, Any] = field(default_factory=dict)
+    #: Collectors whose families are read on the event loop at each scrape (agents.metrics).
+    loop_collectors: list[LoopCollector] = field(default_factory=list)
 
 
 class IocApp(faust.App):

@@ -9,7 +9,9 @@ computed and checked against the worker's current active assignment.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.partitioner import murmur2
@@ -18,6 +20,12 @@ if TYPE_CHECKING:
     from agents.app import Monitor
 
 
+#: Partitions of message keys remembered: every scrape asks for each exported row's, and
+#: murmur2 in Python was a tenth of a scrape. The rows' series are bounded by the catalogue.
+PARTITIONS_KEPT = 65_536
+
+
+@lru_cache(maxsize=PARTITIONS_KEPT)
 def partition_of(message_key: str, partitions: int) -> int:
     """The partition the default partitioner gives ``message_key``."""
     hashed: int = murmur2(message_key.encode())
@@ -74,18 +82,41 @@ def _owned_partitions(monitor: Monitor, topic: str | None) -> set[int] | None:
     }
 
 
-def owned_rows(monitor: Monitor, table: str) -> Iterator[tuple[str, Any]]:
-    """The rows of ``table`` whose partition this worker owns now (all rows when alone)."""
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """The rows of one table at one moment, and what says which of them this worker owns.
+
+    Taken on the event loop (:func:`take_rows`); :meth:`owned` may then run on any thread,
+    since it reads nothing the agents change: the rows are a list of their own, and the
+    agents never change a stored value in place (they store fresh ones: agents.batching).
+    """
+
+    rows: Sequence[tuple[str, Any]]
+    #: The partitions of the table's topic actively assigned here; None: every row.
+    owned_partitions: frozenset[int] | None = None
+    message_key: Callable[[str], str] = _same
+    partitions: int = 1
+
+    def owned(self) -> Iterator[tuple[str, Any]]:
+        """The rows (with a value) whose partition this worker owns."""
+        owned, message_key, partitions = self.owned_partitions, self.message_key, self.partitions
+        for key, value in self.rows:
+            if value and (owned is None or partition_of(message_key(key), partitions) in owned):
+                yield key, value
+
+
+def take_rows(monitor: Monitor, table: str) -> TableRows:
+    """The rows of ``table`` now, with the partitions this worker owns (all when alone)."""
     rows = list(monitor.tables[table].items())
     if getattr(monitor, "app", None) is None:  # not a running worker (unit tests, tools)
-        yield from ((key, value) for key, value in rows if value)
-        return
+        return TableRows(rows)
     topic, message_key = _topic_and_key(monitor, table)
     owned = _owned_partitions(monitor, topic)
     if owned is None:
-        yield from ((key, value) for key, value in rows if value)
-        return
-    partitions = monitor.settings.partitions
-    for key, value in rows:
-        if value and partition_of(message_key(key), partitions) in owned:
-            yield key, value
+        return TableRows(rows)
+    return TableRows(rows, frozenset(owned), message_key, monitor.settings.partitions)
+
+
+def owned_rows(monitor: Monitor, table: str) -> Iterator[tuple[str, Any]]:
+    """The rows of ``table`` whose partition this worker owns now (all rows when alone)."""
+    return take_rows(monitor, table).owned()

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from agents.metrics import (
     ALERT_TABLES,
     AlertCollector,
+    LoopCollector,
     PipelineMetrics,
     RollupCollector,
     SeriesCollector,
     SourceCollector,
     observe_all,
+    render,
 )
 from ioc.clock import SystemClock
 from ioc.settings import Settings
@@ -30,6 +37,7 @@ def fake_monitor() -> Any:
         catalogue=default_catalogue(),
         settings=Settings(target_margin=0.1),
         clock=SystemClock(),
+        loop_collectors=[],
     )
 
 
@@ -195,3 +203,83 @@ def samples(registry: CollectorRegistry) -> list[tuple[str, dict[str, str], floa
         for sample in family.samples
         if not sample.name.endswith("_created")
     ]
+
+
+class _Threads(LoopCollector):
+    """A loop collector that notes the thread it is read on."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def read(self) -> Iterator[Metric]:
+        self.threads.append(threading.get_ident())
+        yield GaugeMetricFamily("ioc_test_loop_value", "Read on the loop.", value=len(self.threads))
+
+
+class _Waiting(Collector):
+    """A collector that can only finish once the event loop has run something meanwhile."""
+
+    def __init__(self, loop_ran: threading.Event) -> None:
+        self.loop_ran = loop_ran
+        self.threads: list[int] = []
+
+    def collect(self) -> Iterator[Metric]:
+        self.threads.append(threading.get_ident())
+        ran = self.loop_ran.wait(timeout=10)  # on the loop's thread this could never be set
+        yield GaugeMetricFamily("ioc_test_loop_ran", "The loop ran meanwhile.", value=float(ran))
+
+
+def test_a_scrape_is_rendered_off_the_event_loop_while_the_loop_goes_on() -> None:
+    monitor = fake_monitor()
+    monitor.registry = registry_for(monitor)
+    loop_ran = threading.Event()
+    waiting, threads = _Waiting(loop_ran), _Threads()
+    monitor.registry.register(waiting)
+    monitor.loop_collectors = [threads]
+    monitor.registry.register(threads)
+    monitor.tables["series"]["k"] = series_row({"2023": 69.46})
+
+    async def scrape_while_the_loop_works() -> tuple[bytes, int]:
+        rendering = asyncio.ensure_future(render(monitor))
+        await asyncio.sleep(0.01)  # the loop is free while the scrape renders
+        loop_ran.set()
+        return await rendering, threading.get_ident()
+
+    body, loop_thread = asyncio.run(scrape_while_the_loop_works())
+
+    assert b"ioc_test_loop_ran 1.0" in body
+    assert waiting.threads
+    assert waiting.threads[0] != loop_thread
+    # What only the loop may read was read on the loop, and its families were rendered.
+    assert threads.threads == [loop_thread]
+    assert b"ioc_test_loop_value 1.0" in body
+    assert b'ioc_indicator_value{area="son-la"' in body
+
+
+class _Writing(Collector):
+    """A collector that changes the series table once the scrape has begun."""
+
+    def __init__(self, tables: dict[str, dict[str, Any]]) -> None:
+        self.tables = tables
+
+    def collect(self) -> Iterator[Metric]:
+        self.tables["series"]["k"] = series_row({"2023": 69.46, "2024": 80.0})
+        self.tables["series"]["other"] = {**series_row({"2024": 1.0}), "area": "moc-chau"}
+        return iter(())
+
+
+def test_a_scrape_shows_the_rows_as_they_were_when_it_began() -> None:
+    monitor = fake_monitor()
+    monitor.registry = CollectorRegistry()
+    monitor.registry.register(_Writing(monitor.tables))  # collected first
+    monitor.registry.register(SeriesCollector(monitor))
+    monitor.tables["series"]["k"] = series_row({"2023": 69.46})
+
+    body = asyncio.run(render(monitor)).decode()
+
+    shown = 'indicator="online_application_rate",level="province",source="ict"}'
+    assert f'ioc_indicator_value{{area="son-la",{shown} 69.46' in body
+    assert "moc-chau" not in body
+    # Outside a scrape, collectors read the tables as they are now.
+    labels = RATE | {"level": "province"}
+    assert monitor.registry.get_sample_value("ioc_indicator_value", labels) == 80.0
