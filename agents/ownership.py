@@ -115,8 +115,3 @@ def take_rows(monitor: Monitor, table: str) -> TableRows:
     if owned is None:
         return TableRows(rows)
     return TableRows(rows, frozenset(owned), message_key, monitor.settings.partitions)
-
-
-def owned_rows(monitor: Monitor, table: str) -> Iterator[tuple[str, Any]]:
-    """The rows of ``table`` whose partition this worker owns now (all rows when alone)."""
-    return take_rows(monitor, table).owned()
