@@ -54,7 +54,7 @@ from agents.quality import (
     settle_period,
     with_period,
 )
-from agents.stores import PERIODS_STORE, SERIES_STORE
+from agents.stores import PERIODS_STORE
 from agents.timeliness import assess_source, record_receipts
 from agents.transport import BatchProducer, OutRecord, Transport, records_of
 from agents.web import register_views
@@ -444,8 +444,7 @@ class _Agents:
     def _ingest(self) -> None:
         # A row per (indicator, area, period): held per series (agents.stores).
         seen = self._table("validator_seen", store=PERIODS_STORE)
-        # A row per series, its changelog a record per period (agents.stores).
-        tables = {"seen": seen, "series": self._table("series", store=SERIES_STORE)}
+        tables = {"seen": seen, "series": self._table("series")}
         alerts = {"ingest": self._table("alerts_ingest"), "series": self._table("alerts_series")}
         self._batched_agent(self.feeds, "validate", tables, alerts, self._judge)
 

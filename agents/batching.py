@@ -20,7 +20,7 @@ event's partition is the key's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import orjson
@@ -28,8 +28,6 @@ import orjson
 from agents.transport import OutRecord
 
 _DELETED = object()
-#: The changelog records (key, value; None deletes) of a row's change from old to new.
-Changes = Callable[[str, Any, Any], Iterable[tuple[str, Any]]]
 #: The options of Faust's own JSON codec (``faust.utils.json.dumps``): identical bytes.
 _FAUST_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 
@@ -58,9 +56,6 @@ class BatchedTable(MutableMapping[str, Any]):
         self._rows: MutableMapping[str, Any] = rows if isinstance(rows, MutableMapping) else storage
         self.event: Any = None  # the event being processed; set by the agent
         self._pending: dict[str, tuple[Any, Any]] = {}
-        #: A store that writes a row's change as several records has ``changes(key, old,
-        #: new)`` (:class:`agents.stores.SeriesStore`); others write the row.
-        self._changes: Changes | None = getattr(storage, "changes", None)
 
     def __getitem__(self, key: str) -> Any:
         if key in self._pending:
@@ -110,8 +105,6 @@ class BatchedTable(MutableMapping[str, Any]):
     def flush(self) -> list[OutRecord]:
         """Write every touched key once to the storage; return the changelog records, to
         be produced on the table's changelog topic (a value of None is a delete)."""
-        if self._changes is not None:
-            return self._flush_changes(self._changes)
         records: list[OutRecord] = []
         append, rows, dumps = records.append, self._rows, orjson.dumps
         # One row per event for the dedupe table: the loop is written for that. A record is
@@ -131,25 +124,5 @@ class BatchedTable(MutableMapping[str, Any]):
                     None,
                 )
                 append(new(OutRecord, record))
-        self._pending.clear()
-        return records
-
-    def _flush_changes(self, changes: Changes) -> list[OutRecord]:
-        records: list[OutRecord] = []
-        rows = self._rows
-        for key, (event, value) in self._pending.items():
-            partition: int = event.message.partition
-            old = rows.get(key)
-            new = None if value is _DELETED else value
-            if new is None:
-                rows.pop(key, None)
-            else:
-                rows[key] = new
-            for name, row in changes(key, old, new):
-                records.append(
-                    OutRecord(
-                        partition, faust_json(name), None if row is None else faust_json(row), None
-                    )
-                )
         self._pending.clear()
         return records

@@ -40,7 +40,7 @@ from agents.app import (
     _Agents,
     create_app,
 )
-from agents.stores import PeriodRows, series_changes
+from agents.stores import PeriodRows
 from agents.transport import OutRecord
 from agents.worker import tune_garbage_collector
 from bench.dataset import Dataset
@@ -107,12 +107,6 @@ def _table(name: str, data: Any) -> Any:
     return SimpleNamespace(data=data, changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
 
 
-def _series() -> Any:
-    # What BatchedTable reads of the series table's store (agents.stores.SeriesStore): its
-    # rows, and how a row's change becomes changelog records.
-    return SimpleNamespace(data={}, changes=series_changes)
-
-
 def _messages(monitor: Monitor, dataset: Dataset, partitions: int) -> list[Any]:
     """The pre-load as the worker's consumer hands it over: topic, partition (as the
     project's producers pick it), offset, key, value, and the record's time in seconds."""
@@ -152,7 +146,7 @@ class InProcessAgents:
         self.stages: dict[str, tuple[Handler, dict[str, Any], dict[str, Any]]] = {
             "ingest": (
                 agents._judge,
-                {"seen": _table("seen", PeriodRows()), "series": _table("series", _series())},
+                {"seen": _table("seen", PeriodRows()), "series": _table("series", {})},
                 {"ingest": _table("ingest", {}), "series": _table("alerts", {})},
             ),
             "rollup": (agents._rollup_record, {"rollups": _table("rollups", {})}, {}),
@@ -170,8 +164,7 @@ class InProcessAgents:
 
     def rows(self, stage: str, table: str) -> Any:
         """The rows of one of ``stage``'s tables."""
-        data = self.stages[stage][1][table].data
-        return data.data if isinstance(data, SimpleNamespace) else data
+        return self.stages[stage][1][table].data
 
     async def feed(
         self, stage: str, messages: list[Any], result: AgentsRound | None = None

@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 
-from agents.stores import fold_series
 from ioc.local.process import free_port
 from ioc.local.worker import WorkerProcess
 from ioc.settings import Settings
@@ -134,15 +133,11 @@ def _text(raw: bytes | None) -> Any:
 
 
 def table(settings: Settings, name: str) -> dict[str, Any]:
-    """A table's final contents, folded from its changelog (last write wins, None deletes;
-    the series' records per period folded as the worker's store folds them)."""
+    """A table's final contents, folded from its changelog (last write wins, None deletes)."""
     topic = f"{settings.topic_prefix}{settings.app_id}-{name}-changelog"
-    records = [(_text(r.key), _text(r.value)) for r in read_records(settings, topic)]
     rows: dict[str, Any] = {}
-    if name == "series":
-        fold_series(rows, records)
-        return rows
-    for key, value in records:
+    for record in read_records(settings, topic):
+        key, value = _text(record.key), _text(record.value)
         if value is None:
             rows.pop(key, None)
         else:
