@@ -12,22 +12,30 @@ from weakref import WeakSet
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.partitioner import DefaultPartitioner, murmur2
+from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types.tuples import Message
 from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import Interval, IntervalTree
+from prometheus_client import CollectorRegistry
 
+from agents.app import create_app
 from agents.transport import (
+    FETCH_MAX_WAIT_MS,
     REREAD_SECONDS,
     BatchProducer,
     OutRecord,
     RecordChunk,
     RewindingConsumer,
+    RewindingConsumerThread,
     key_hash,
     records_of,
     rewind_to_committed,
 )
+from ioc.clock import SystemClock
+from ioc.settings import Settings
+from streams.catalogue import default_catalogue
 
 FEED = TopicPartition("ioc.feed.ict", 1)
 CHANGELOG = TopicPartition("ioc-monitor-series-changelog", 1)
@@ -502,3 +510,19 @@ async def test_changelog_records_not_handed_over_are_read_again_from_the_first()
     stopped = fetching(fetched, {feed, changelog}, flow=False)
     assert [tp async for tp, _ in stopped.getmany(timeout=1.0)] == []
     assert stopped.sought == [(changelog, 10), (TP("committed", 0), -1)]
+
+
+async def test_the_workers_fetches_wait_a_tenth_of_a_second_not_faust_s_one_and_a_half() -> None:
+    # A fetch holds none of the partitions whose records the worker has not taken yet, and
+    # aiokafka sends the next one only when it returns: its wait is a stall of the worker.
+    registry = CollectorRegistry()
+    monitor = create_app(Settings(), default_catalogue(), SystemClock(), registry=registry)
+    thread = monitor.app.consumer._thread
+    assert isinstance(thread, RewindingConsumerThread)
+    ours = thread._create_worker_consumer(monitor.app.transport)
+    faust_s = driver.AIOKafkaConsumerThread._create_worker_consumer(thread, monitor.app.transport)
+    await ours.stop()  # never started: only its client to close
+    await faust_s.stop()
+    thread.thread_loop.close()  # the loop the thread would have run in
+    assert ours._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
+    assert faust_s._fetch_max_wait_ms == 1500  # what this overrides; if Faust changes it, look
