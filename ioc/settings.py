@@ -77,6 +77,14 @@ class Settings(BaseSettings):
         description="The local broker's directory: properties, pid file, log and data.",
     )
     kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[kmg]$")
+    kafka_jit: Literal["c1", "tiered"] = Field(
+        default="c1",
+        description=(
+            "The local broker's JIT: c1, the JVM's quick compiler only; tiered, the JVM's "
+            "default (C1, then C2 for hot code). A broker minutes old spent a third of a "
+            "core in C2 at 2,000 events/s (docs/benchmark.md)."
+        ),
+    )
     kafka_start_timeout: float = Field(default=90.0, gt=0)
     cache_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache"),

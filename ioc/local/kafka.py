@@ -41,6 +41,14 @@ DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
 READY_LINE = "Kafka Server started"
 MIN_JAVA = 17
 NODE_ID = 1
+#: JVM options per ``Settings.kafka_jit``. The local broker runs for minutes (tests, the demo,
+#: the benchmark) on a machine of two cores, beside the worker: with C2, it spent 0.6 of a
+#: core at 2,000 events/s, a third of it compiling, and 0.3 with C1 alone, while its request
+#: threads took the same time with either (docs/benchmark.md, "Latency").
+JIT_OPTIONS: dict[str, tuple[str, ...]] = {
+    "c1": ("-XX:TieredStopAtLevel=1",),
+    "tiered": (),
+}
 
 Progress = Callable[[str], None]
 
@@ -267,6 +275,7 @@ class LocalKafka:
                     f"-Xmx{self.settings.kafka_heap}",
                     f"-Xms{self.settings.kafka_heap}",
                     "-XX:+UseG1GC",
+                    *JIT_OPTIONS[self.settings.kafka_jit],
                     "-Djava.awt.headless=true",
                     f"-Dlog4j2.configurationFile={DEPLOY_DIR / 'log4j2.properties'}",
                     "-cp", self.distribution.classpath,

@@ -47,6 +47,9 @@ def test_start_twice_stop_twice(broker_env: dict[str, str], tmp_path: Path) -> N
         record = ServiceRecord.read(tmp_path / "kafka" / "broker.json")
         assert record is not None
         assert pid_alive(record.pid)
+        # The broker runs with the JVM's quick compiler only (Settings.kafka_jit, "c1").
+        arguments = Path(f"/proc/{record.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"-XX:TieredStopAtLevel=1" in arguments
 
         second = ioc_kafka(broker_env, "start")
         assert second.returncode == 0, second.stderr

@@ -30,6 +30,7 @@ def test_explicit_bootstrap_wins(monkeypatch: pytest.MonkeyPatch) -> None:
         ("IOC_LOG_LEVEL", "loud", "IOC_LOG_LEVEL"),
         ("IOC_KAFKA_BOOTSTRAP", "no-port-here", "IOC_KAFKA_BOOTSTRAP"),
         ("IOC_TOPIC_PREFIX", "has space", "IOC_TOPIC_PREFIX"),
+        ("IOC_KAFKA_JIT", "c2", "IOC_KAFKA_JIT"),
     ],
 )
 def test_invalid_variable_is_named_with_what_it_got(
