@@ -25,7 +25,7 @@ from bench.child import RunnerArgs, RunnerResult, parse_args
 from bench.dataset import Dataset, build_dataset
 from bench.load import Partitioner
 from bench.report import BenchReport, figures, render_table
-from bench.run import QUIX_MISSING, BenchOptions, require_quix
+from bench.run import QUIX_MISSING, BenchOptions, private_broker_jit, require_quix
 from bench.stats import peak_rss_bytes, percentile, rate, ratio
 from bench.worker import Progress, behind_on, histogram_bound, total
 from ioc.errors import ConfigurationError, PrerequisiteMissing
@@ -422,3 +422,13 @@ def test_fast_labels_are_the_same_children() -> None:
     assert registry.get_sample_value("ioc_batch_events_sum", {"agent": "evaluate"}) == 3
     with pytest.raises(ValueError, match="Incorrect label count"):
         metrics.received.labels("ict", "extra")
+
+
+def test_the_private_broker_compiles_as_a_production_broker_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("IOC_KAFKA_JIT", raising=False)
+    assert Settings().kafka_jit == "c1"  # the tests' and the demo's local broker
+    assert private_broker_jit(Settings()) == "tiered"
+    monkeypatch.setenv("IOC_KAFKA_JIT", "c1")
+    assert private_broker_jit(Settings()) == "c1"
