@@ -81,8 +81,8 @@ class Settings(BaseSettings):
         default="c1",
         description=(
             "The local broker's JIT: c1, the JVM's quick compiler only; tiered, the JVM's "
-            "default (C1, then C2 for hot code). A broker minutes old spent a third of a "
-            "core in C2 at 2,000 events/s (docs/benchmark.md)."
+            "default (C1, then C2 for hot code). A broker minutes old spent 0.4 of a core "
+            "in C2 at 2,000 events/s (docs/benchmark.md)."
         ),
     )
     kafka_start_timeout: float = Field(default=90.0, gt=0)

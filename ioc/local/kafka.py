@@ -43,8 +43,8 @@ MIN_JAVA = 17
 NODE_ID = 1
 #: JVM options per ``Settings.kafka_jit``. The local broker runs for minutes (tests, the demo,
 #: the benchmark) on a machine of two cores, beside the worker: with C2, it spent 0.6 of a
-#: core at 2,000 events/s, a third of it compiling, and 0.3 with C1 alone, while its request
-#: threads took the same time with either (docs/benchmark.md, "Latency").
+#: core at 2,000 events/s, 0.4 of it compiling, and 0.3 with C1 alone, while its request
+#: threads took the same time with either (docs/benchmark.md, "Stalls of 1.5 s").
 JIT_OPTIONS: dict[str, tuple[str, ...]] = {
     "c1": ("-XX:TieredStopAtLevel=1",),
     "tiered": (),
