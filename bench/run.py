@@ -25,7 +25,7 @@ from bench.worker import measure_workers
 from ioc.errors import ConfigurationError, PrerequisiteMissing, ServiceStartError
 from ioc.local.kafka import LocalKafka
 from ioc.local.process import free_port
-from ioc.settings import Settings
+from ioc.settings import KafkaJit, Settings
 from streams.catalogue import Catalogue, default_catalogue
 
 Progress = Callable[[str], None]
@@ -86,7 +86,7 @@ def _check(settings: Settings, options: BenchOptions) -> None:
         )
 
 
-def private_broker_jit(settings: Settings) -> str:
+def private_broker_jit(settings: Settings) -> KafkaJit:
     """The JIT of the benchmark's private broker: ``IOC_KAFKA_JIT`` when set, else the JVM's
     default (see :func:`broker`)."""
     return settings.kafka_jit if "kafka_jit" in settings.model_fields_set else "tiered"

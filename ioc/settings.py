@@ -28,6 +28,8 @@ from ioc.errors import ConfigurationError
 #: Apache Kafka release assembled from Maven Central and run by ``ioc kafka start``.
 #: ``docker-compose.yml`` runs the official image of the same version (a test checks it).
 KAFKA_VERSION = "4.3.1"
+#: The local broker's JVM compilers: the quick one alone, or the JVM's default (C1 then C2).
+KafkaJit = Literal["c1", "tiered"]
 
 #: Repository root, for files under version control such as ``deploy/``.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -77,7 +79,7 @@ class Settings(BaseSettings):
         description="The local broker's directory: properties, pid file, log and data.",
     )
     kafka_heap: str = Field(default="512m", pattern=r"^[0-9]+[kmg]$")
-    kafka_jit: Literal["c1", "tiered"] = Field(
+    kafka_jit: KafkaJit = Field(
         default="c1",
         description=(
             "The local broker's JIT: c1, the JVM's quick compiler only; tiered, the JVM's "

@@ -35,17 +35,18 @@ from ioc.local.process import (
     wait_until,
 )
 from ioc.security import admin_password, scram_argument
-from ioc.settings import KAFKA_VERSION, PROJECT_ROOT, Settings
+from ioc.settings import KAFKA_VERSION, PROJECT_ROOT, KafkaJit, Settings
 
 DEPLOY_DIR = PROJECT_ROOT / "deploy" / "kafka"
 READY_LINE = "Kafka Server started"
 MIN_JAVA = 17
 NODE_ID = 1
-#: JVM options per ``Settings.kafka_jit``. The local broker runs for minutes (tests, the demo,
-#: the benchmark) on a machine of two cores, beside the worker: with C2, it spent 0.6 of a
-#: core at 2,000 events/s, 0.4 of it compiling, and 0.3 with C1 alone, while its request
-#: threads took the same time with either (docs/benchmark.md, "Stalls of 1.5 s").
-JIT_OPTIONS: dict[str, tuple[str, ...]] = {
+#: JVM options per ``Settings.kafka_jit``. The local broker runs for minutes (the tests, the
+#: demo) on a machine of two cores, beside the worker: with C2, it spent 0.6 of a core at
+#: 2,000 events/s, 0.4 of it compiling, and 0.3 with C1 alone, while its request threads took
+#: the same time with either (docs/benchmark.md, "Stalls of 1.5 s"). ``ioc bench`` keeps the
+#: JVM's default for its own broker (``bench.run.private_broker_jit``).
+JIT_OPTIONS: dict[KafkaJit, tuple[str, ...]] = {
     "c1": ("-XX:TieredStopAtLevel=1",),
     "tiered": (),
 }
