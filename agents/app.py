@@ -416,6 +416,7 @@ class _Agents:
                         await handle(record, batch)
                         handled += 1
                 await batch.close()
+                self.metrics.last_batch.labels(name).set(time.time())
                 self.metrics.batch_size.labels(name).observe(handled)
                 for step, count in batch.counts.items():
                     self.metrics.batch_size.labels(step).observe(count)

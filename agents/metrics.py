@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, cast
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -148,6 +148,13 @@ class PipelineMetrics:
             "Events taken per batch by an agent.",
             ["agent"],
             buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000),
+            registry=registry,
+        )
+        self.last_batch = Gauge(
+            "ioc_agent_last_batch_timestamp_seconds",
+            "When each agent last finished a batch (Unix time): a stuck agent's stops moving "
+            "while its consumer lag grows.",
+            ["agent"],
             registry=registry,
         )
         for source in sources:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +49,7 @@ def test_report_with_bad_row_duplicate_correction_and_spoof(
     assert "out of range" in refused.stderr
     assert read_topic(settings, f"{topics}feed.ict") == []  # nothing sent while a row is bad
 
+    pushed_at = time.time()
     sent = run_ioc(settings, "push", "--file", str(report), "--skip-invalid")
     assert sent.returncode == 7, sent.stderr  # partial: the bad row was skipped
     assert "Sent 6 rows" in sent.stdout
@@ -71,6 +73,9 @@ def test_report_with_bad_row_duplicate_correction_and_spoof(
         "the worker to read all 7 messages",
     )
     wait_for(lambda: len(read_topic(settings, f"{topics}deadletter")) == 1, 20, "1 dead letter")
+    # The validating agent says when it last finished a batch: after these were pushed.
+    last_batch = counter(settings, "ioc_agent_last_batch_timestamp_seconds", agent="validate")
+    assert pushed_at <= last_batch <= time.time()
     assert len(read_topic(settings, f"{topics}indicators")) == 5
     assert counter(settings, "ioc_events_accepted_total", source="ict") == 5
     assert counter(settings, "ioc_events_duplicate_total", source="ict") == 1
