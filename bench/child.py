@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from bench.stats import peak_rss_bytes
+from bench.stats import CpuSample, cpu_sample, cpu_use, peak_rss_bytes
 from ioc.errors import ServiceStartError
 
 READY = "READY"
@@ -88,6 +88,17 @@ def announce_ready() -> None:
     """Tell the parent the pre-load is processed and live messages are awaited."""
     sys.stdout.write(f"{READY}\n")
     sys.stdout.flush()
+
+
+def own_cpu() -> CpuSample | None:
+    """This process's CPU time now (:func:`bench.stats.cpu_sample`)."""
+    return cpu_sample(os.getpid())
+
+
+def record_cpu(result: RunnerResult, began: CpuSample | None) -> None:
+    """Count in ``result`` the cores this process used since ``began`` (its clock's start),
+    as the worker's runs count theirs: ``cpu_per_process``, one entry."""
+    result.counts["cpu_per_process"] = [cpu_use(began, own_cpu(), os.cpu_count() or 1)]
 
 
 def finish(args: RunnerArgs, result: RunnerResult) -> None:

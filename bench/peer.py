@@ -30,8 +30,17 @@ with warnings.catch_warnings():
     from quixstreams import Application, State, message_context
 
 from agents.gatekeeper import Duplicate, Forward, Gatekeeper, position_of
-from bench.child import RunnerArgs, RunnerResult, announce_ready, finish, parse_args
+from bench.child import (
+    RunnerArgs,
+    RunnerResult,
+    announce_ready,
+    finish,
+    own_cpu,
+    parse_args,
+    record_cpu,
+)
 from bench.load import feed_topics
+from bench.stats import CpuSample
 from ioc.clock import SystemClock
 from streams.catalogue import Catalogue, default_catalogue
 from streams.topics import Topics
@@ -80,6 +89,7 @@ class PeerJob:
         self.live = 0
         self.result = RunnerResult()
         self.first: float | None = None
+        self.cpu_began: CpuSample | None = None
         self.app: Application | None = None
 
     def process(
@@ -103,6 +113,7 @@ class PeerJob:
         result = self.result
         if self.first is None:
             self.first = time.perf_counter()
+            self.cpu_began = own_cpu()
         source = self.topics.source_of(topic) or "unknown"
         self.received[source] += 1
         gatekeeper = Gatekeeper(self.catalogue, self.clock, StateView(state))
@@ -123,6 +134,7 @@ class PeerJob:
             result.seconds = time.perf_counter() - self.first
             if result.seen == self.args.expect:
                 result.counts = self.counts()
+                record_cpu(result, self.cpu_began)
                 announce_ready()
         else:
             self.live += 1

@@ -13,8 +13,17 @@ import time
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from bench.child import RunnerArgs, RunnerResult, announce_ready, finish, parse_args
+from bench.child import (
+    RunnerArgs,
+    RunnerResult,
+    announce_ready,
+    finish,
+    own_cpu,
+    parse_args,
+    record_cpu,
+)
 from bench.load import feed_topics
+from bench.stats import CpuSample
 from streams.catalogue import default_catalogue
 
 #: Records taken per ``getmany``.
@@ -37,6 +46,7 @@ async def consume(args: RunnerArgs) -> RunnerResult:
     decode = orjson.loads
     try:
         first: float | None = None
+        cpu_began: CpuSample | None = None
         idle_since = time.monotonic()
         while result.seen < args.expect:
             batches = await consumer.getmany(timeout_ms=200, max_records=MAX_RECORDS)
@@ -47,6 +57,7 @@ async def consume(args: RunnerArgs) -> RunnerResult:
                 continue
             if first is None:
                 first = time.perf_counter()
+                cpu_began = own_cpu()
             for records in batches.values():
                 for record in records:
                     decode(record.value)
@@ -54,6 +65,7 @@ async def consume(args: RunnerArgs) -> RunnerResult:
             result.seconds = time.perf_counter() - first
             idle_since = time.monotonic()
         result.counts = {"decoded": result.seen}
+        record_cpu(result, cpu_began)
         announce_ready()
         live = 0
         samples = result.samples

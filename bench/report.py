@@ -205,6 +205,7 @@ def render_table(report: BenchReport) -> str:
             "xử lý, độ trễ đo trên worker mới / not through the pre-load within --max-seconds: "
             "the rate counts what was finished, latency was measured on fresh workers"
         )
+    lines += _cpu_lines(report)
     ratios = report.ratios
     lines += [
         "",
@@ -222,3 +223,30 @@ def render_table(report: BenchReport) -> str:
 
 def _times(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}×"
+
+
+def _cpu_lines(report: BenchReport) -> list[str]:
+    """Per runner, the cores each of its processes used while its clock ran, and how much
+    of the machine stood idle meanwhile (``cpu_per_process``; runs saved before it was
+    measured have none)."""
+    rows = []
+    for one in report.runners:
+        uses = [use for use in one.counts.get("cpu_per_process") or [] if use]
+        if not uses:
+            continue
+        threads = " | ".join(f"{u['main_thread']:.2f} + {u['other_threads']:.2f}" for u in uses)
+        name = one.name + (f" ×{one.processes}" if one.processes > 1 else "")
+        rows.append((name, threads, f"{uses[0]['machine_idle']:.0%}"))
+    if not rows:
+        return []
+    name_width = max(len(name) for name, _, _ in rows)
+    threads_width = max(len(threads) for _, threads, _ in rows)
+    return [
+        "",
+        "CPU khi đồng hồ chạy, lõi / CPU while the clock ran, cores: luồng chính + các luồng "
+        "khác / main thread + other threads; máy rảnh / machine idle",
+        *(
+            f"  {name.ljust(name_width)}  {threads.ljust(threads_width)}  rảnh / idle {idle}"
+            for name, threads, idle in rows
+        ),
+    ]

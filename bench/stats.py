@@ -1,9 +1,12 @@
-"""Small, exact statistics of the benchmark: percentiles, rates, ratios, peak RSS."""
+"""Small, exact statistics of the benchmark: percentiles, rates, ratios, peak RSS, CPU."""
 
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -47,3 +50,66 @@ def peak_rss_bytes(pid: int, proc: Path = Path("/proc")) -> int | None:
             parts = line.split()
             return int(parts[1]) * 1024 if parts[2] == "kB" else int(parts[1])
     return None
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU time of one process read at one moment, in seconds: its main thread's, that of
+    all its other threads (those that have ended included), and the machine's idle time over
+    all its cores; ``wall`` is ``time.monotonic()`` then."""
+
+    wall: float
+    main: float
+    others: float
+    idle: float
+
+
+def _busy_seconds(stat: str) -> float:
+    # /proc/<pid>/stat: the command sits in parentheses and may hold spaces; utime and stime
+    # are the 14th and 15th fields, the 12th and 13th after it.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_sample(pid: int, proc: Path = Path("/proc")) -> CpuSample | None:
+    """The CPU time of process ``pid`` and the machine's idle time now, or None when the
+    process cannot be read (it has exited)."""
+    try:
+        total = _busy_seconds((proc / str(pid) / "stat").read_text())
+        main = _busy_seconds((proc / str(pid) / "task" / str(pid) / "stat").read_text())
+        machine = (proc / "stat").read_text().split("\n", 1)[0].split()
+    except (OSError, IndexError, ValueError):
+        return None
+    # The machine's line: "cpu user nice system idle iowait ...", in clock ticks.
+    idle = (int(machine[4]) + int(machine[5])) / os.sysconf("SC_CLK_TCK")
+    return CpuSample(time.monotonic(), main, max(0.0, total - main), idle)
+
+
+def cpu_use(
+    before: CpuSample | None, after: CpuSample | None, cores: int
+) -> dict[str, float] | None:
+    """What a process used between two samples, in cores (1.0 is one core busy the whole
+    time): its main thread, its other threads; and the share of the machine's ``cores``
+    that stood idle. None when a sample is missing or no time passed."""
+    if before is None or after is None or after.wall <= before.wall:
+        return None
+    wall = after.wall - before.wall
+    return {
+        "seconds": wall,
+        "main_thread": (after.main - before.main) / wall,
+        "other_threads": (after.others - before.others) / wall,
+        "machine_idle": (after.idle - before.idle) / (wall * cores),
+    }
+
+
+def main_thread_cores(
+    before: Sequence[CpuSample | None], after: Sequence[CpuSample | None]
+) -> float | None:
+    """The cores the main threads of several processes used together between two samples of
+    each, or None when a process could not be read (it has exited)."""
+    used = 0.0
+    for one, two in zip(before, after, strict=True):
+        if one is None or two is None or two.wall <= one.wall:
+            return None
+        used += (two.main - one.main) / (two.wall - one.wall)
+    return used

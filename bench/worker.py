@@ -19,6 +19,7 @@ figure as a check.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -33,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.child import RunnerResult
 from bench.dataset import Dataset, Record
 from bench.load import create_feeds, paced_load, preload, read_topic
-from bench.stats import peak_rss_bytes
+from bench.stats import CpuSample, cpu_sample, cpu_use, main_thread_cores, peak_rss_bytes
 from ioc.errors import ServiceStartError
 from ioc.local.process import free_port
 from ioc.local.worker import WorkerProcess, http_get
@@ -55,6 +56,14 @@ COMMITTED_SECONDS = 120.0
 #: Pause between two looks while waiting for them: a scrape costs the worker a few tenths of
 #: a second, so looking more often would slow what it waits for.
 CATCH_UP_POLL_SECONDS = 2.0
+
+#: Between two scrapes, how often the workers' CPU is read (:meth:`WorkerRun.rest`), and the
+#: main threads' cores, summed, that count as busy and as quiet.
+QUIET_POLL_SECONDS = 0.25
+BUSY_CORES = 0.5
+QUIET_CORES = 0.1
+#: The agent that validates and evaluates the feeds (its batches end the pre-load's clock).
+INGEST_AGENT = "validate"
 
 #: Longest pause between two scrapes: Prometheus' default scrape interval. A scrape renders
 #: every series the worker holds (tenths of a second once it holds thousands), so the worker
@@ -138,6 +147,8 @@ class WorkerRun:
     settings: list[Settings]
     log_dir: Path
     processes: list[WorkerProcess] = field(default_factory=list)
+    #: The CPU time of each process at each moment :meth:`mark` returned.
+    cpu_at: dict[float, list[CpuSample | None]] = field(default_factory=dict)
 
     def start(self) -> None:
         """Start every worker at once and wait until all are ready together."""
@@ -166,6 +177,24 @@ class WorkerRun:
                 self.stop()
                 raise ServiceStartError("worker không sẵn sàng / workers did not become ready")
             time.sleep(0.05)
+
+    def mark(self) -> float:
+        """Now (``perf_counter``), with each process's CPU time then kept in ``cpu_at``."""
+        now = time.perf_counter()
+        self.cpu_at[now] = [cpu_sample(p.pid) if p.pid else None for p in self.processes]
+        return now
+
+    def mark_nearest(self, moment: float) -> float:
+        """The moment :meth:`mark` returned that is nearest to ``moment``."""
+        return min(self.cpu_at, key=lambda marked: abs(marked - moment))
+
+    def cpu_use(self, began: float, ended: float) -> list[dict[str, float] | None]:
+        """The cores each process used between two moments :meth:`mark` returned."""
+        cores = os.cpu_count() or 1
+        return [
+            cpu_use(before, after, cores)
+            for before, after in zip(self.cpu_at[began], self.cpu_at[ended], strict=True)
+        ]
 
     def scrapes(self) -> list[Samples]:
         """One scrape of each worker."""
@@ -196,7 +225,7 @@ class WorkerRun:
             if time.monotonic() - began >= limit:
                 return None
             time.sleep(CATCH_UP_POLL_SECONDS)
-        return time.perf_counter(), self.progress()
+        return self.mark(), self.progress()
 
     def progress(self) -> Progress:
         """What all workers together have received and finished."""
@@ -225,7 +254,7 @@ class WorkerRun:
         last, moved, moved_at = start, time.monotonic(), began
         while True:
             now_progress = self.progress()
-            now = time.perf_counter()
+            now = self.mark()
             if now_progress.received >= messages and now_progress.evaluated >= events:
                 return now, now_progress
             if limit is not None and now - began >= limit:
@@ -250,8 +279,38 @@ class WorkerRun:
             left = (messages - now_progress.received) / speed if speed > 0 else 1.0
             if limit is not None:
                 left = min(left, began + limit - now)
-            # Most of the way at Prometheus' pace; near the end, a fifth of the time left.
-            time.sleep(min(MAX_POLL_SECONDS, max(0.1, left * 0.8)))
+            # Most of the way at Prometheus' pace; near the end, a fifth of the time left;
+            # and at once when the workers go quiet.
+            self.rest(min(MAX_POLL_SECONDS, max(0.1, left * 0.8)))
+
+    def rest(self, seconds: float) -> None:
+        """Wait up to ``seconds`` before the next scrape, marking the workers' CPU every
+        :data:`QUIET_POLL_SECONDS`, and return early once their main threads, busy before,
+        have gone quiet: done, or stalled. Reading ``/proc`` costs the workers nothing, a
+        scrape does; a single long pause overshot the end of a pre-load by up to 15 s."""
+        deadline = time.perf_counter() + seconds
+        previous = self.mark()
+        busy = False
+        while (now := time.perf_counter()) < deadline:
+            time.sleep(min(QUIET_POLL_SECONDS, deadline - now))
+            current = self.mark()
+            used = main_thread_cores(self.cpu_at[previous], self.cpu_at[current])
+            previous = current
+            if used is None:
+                return
+            if used >= BUSY_CORES:
+                busy = True
+            elif busy and used < QUIET_CORES:
+                return
+
+    def last_batch(self) -> float | None:
+        """When the last batch of any worker's ingest agent closed (Unix time, from one more
+        scrape), or None when no worker says."""
+        seen = [
+            total(samples, "ioc_agent_last_batch_timestamp_seconds", agent=INGEST_AGENT)
+            for samples in self.scrapes()
+        ]
+        return max((moment for moment in seen if moment > 0), default=None)
 
     def peak_rss(self) -> list[int | None]:
         """Peak RSS of each worker process so far."""
@@ -323,7 +382,8 @@ def measure_workers(
     result = RunnerResult()
     run.start()
     try:
-        began = time.perf_counter()
+        began = run.mark()
+        began_wall = time.time()
         start = run.progress()
         finished, end = run.wait_for(len(dataset.load), dataset.distinct, began, start, max_seconds)
         left = 0
@@ -337,16 +397,19 @@ def measure_workers(
                 left = uncommitted(settings[0], feeds)
             elif committed[1] != end:
                 finished, end = committed
+        finished, stopped_by = _clock_stop(run, began, began_wall, finished)
         result.seconds = finished - began
         result.seen = end.finished - start.finished
         result.counts = _counts(run.scrapes(), start)
         result.counts["uncommitted"] = left
+        result.counts["clock_stopped_by"] = stopped_by
         partial = (
             left > 0
             or end.received < len(dataset.load)
             or (end.evaluated < dataset.distinct and not _quiet_loss(end, dataset))
         )
         result.counts["partial"] = partial
+        result.counts["cpu_per_process"] = run.cpu_use(began, run.mark_nearest(finished))
         result.counts["lost"] = _lost(end, dataset) if not partial else None
         rss = run.peak_rss()
         result.counts["peak_rss_per_process"] = rss
@@ -372,6 +435,17 @@ def measure_workers(
         return result
     finally:
         run.stop()
+
+
+def _clock_stop(run: WorkerRun, began: float, began_wall: float, seen: float) -> tuple[float, str]:
+    """When the pre-load's clock stops (``perf_counter``), and what said so: the moment the
+    last batch of the ingest agent closed, which the scrape that ``seen`` the counts reached
+    came after (by up to its pause, or the wait for commits); that scrape's own moment when
+    no worker tells its last batch."""
+    last = run.last_batch()
+    if last is not None and began < began + (last - began_wall) < seen:
+        return began + (last - began_wall), "last batch"
+    return seen, "scrape"
 
 
 def _latency_run(

@@ -56,6 +56,13 @@ def test_bench_measures_every_runner_on_exactly_the_data(
         assert runner["p50_ms"] is not None
         assert runner["p99_ms"] >= runner["p50_ms"]
 
+    for runner in runners.values():
+        # The cores each process used while its clock ran (too short here to say how many).
+        (cpu,) = runner["counts"]["cpu_per_process"]
+        assert min(cpu["main_thread"], cpu["other_threads"]) >= 0, runner["name"]
+        assert 0 <= cpu["machine_idle"] <= 1
+        assert cpu["seconds"] == pytest.approx(runner["seconds"], abs=1.0)
+
     assert runners["raw"]["timed"] == EVENTS + RESENT
     assert runners["raw"]["counts"]["decoded"] == EVENTS + RESENT
 
@@ -84,6 +91,7 @@ def test_bench_measures_every_runner_on_exactly_the_data(
     assert worker["lost"] == 0
     assert worker["live_lost"] == 0
     assert runners["worker"]["timed"] == EVENTS + RESENT - worker["finished_before_clock"]
+    assert worker["clock_stopped_by"] == "last batch"  # not the scrape that saw it, later
     assert worker["live_matched"] == LIVE
     assert worker["histogram_p99_le"] is not None
 

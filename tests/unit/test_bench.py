@@ -6,6 +6,8 @@ import importlib
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,8 +28,16 @@ from bench.dataset import Dataset, build_dataset
 from bench.load import Partitioner
 from bench.report import BenchReport, figures, render_table
 from bench.run import QUIX_MISSING, BenchOptions, private_broker_jit, require_quix
-from bench.stats import peak_rss_bytes, percentile, rate, ratio
-from bench.worker import Progress, behind_on, histogram_bound, total
+from bench.stats import (
+    CpuSample,
+    cpu_sample,
+    cpu_use,
+    peak_rss_bytes,
+    percentile,
+    rate,
+    ratio,
+)
+from bench.worker import Progress, WorkerRun, _clock_stop, behind_on, histogram_bound, total
 from ioc.errors import ConfigurationError, PrerequisiteMissing
 from ioc.settings import Settings
 from streams.catalogue import Catalogue, default_catalogue
@@ -153,7 +163,110 @@ def test_peak_rss_reads_vmhwm(tmp_path: Path) -> None:
     assert own > 10 * 2**20
 
 
+def _stat(pid: int, command: str, utime: int, stime: int) -> str:
+    # The fields of /proc/<pid>/stat up to stime (14 and 15); the command may hold spaces.
+    return f"{pid} ({command}) S 1 1 1 0 -1 4194304 10 0 0 0 {utime} {stime} 0 0 20 0 3\n"
+
+
+def test_cpu_sample_splits_the_main_thread_from_the_others(tmp_path: Path) -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    task = tmp_path / "42" / "task" / "42"
+    task.mkdir(parents=True)
+    (tmp_path / "42" / "stat").write_text(_stat(42, "python -m ioc) worker", 5 * ticks, ticks))
+    (task / "stat").write_text(_stat(42, "python -m ioc) worker", 4 * ticks, ticks // 2))
+    (tmp_path / "stat").write_text(f"cpu  10 0 10 {30 * ticks} {ticks} 0 0 0 0 0\ncpu0 1 2\n")
+    sample = cpu_sample(42, tmp_path)
+    assert sample is not None
+    assert (sample.main, sample.others, sample.idle) == (4.5, 1.5, 31.0)
+    assert cpu_sample(43, tmp_path) is None
+
+
+def test_cpu_use_is_in_cores_over_the_interval() -> None:
+    before = CpuSample(wall=100.0, main=10.0, others=1.0, idle=50.0)
+    after = CpuSample(wall=104.0, main=13.8, others=1.4, idle=53.2)
+    use = cpu_use(before, after, cores=2)
+    assert use == pytest.approx(
+        {"seconds": 4.0, "main_thread": 0.95, "other_threads": 0.1, "machine_idle": 0.4}
+    )
+    assert cpu_use(None, after, 2) is None
+    assert cpu_use(after, before, 2) is None
+
+
+def test_cpu_of_this_process_counts_a_busy_thread_as_another_thread() -> None:
+    def spin(seconds: float) -> None:
+        end = time.thread_time() + seconds
+        while time.thread_time() < end:
+            pass
+
+    before = cpu_sample(os.getpid())
+    thread = threading.Thread(target=spin, args=(0.3,))
+    thread.start()
+    thread.join()
+    middle = cpu_sample(os.getpid())
+    spin(0.3)
+    after = cpu_sample(os.getpid())
+    assert before is not None
+    assert middle is not None
+    assert after is not None
+    ticks = 1 / os.sysconf("SC_CLK_TCK")
+    # The thread has ended: its time stays counted among the others.
+    assert middle.others - before.others >= 0.3 - 2 * ticks
+    assert middle.main - before.main < 0.1
+    assert after.main - middle.main >= 0.3 - 2 * ticks
+
+
 # --- the worker's metrics --------------------------------------------------------------------
+
+
+def test_the_clock_stops_when_the_last_batch_closed_not_at_the_scrape_that_saw_it() -> None:
+    def run(last: float | None) -> Any:
+        return SimpleNamespace(last_batch=lambda: last)
+
+    # began at perf_counter 100.0, Unix time 1000.0; the counts were seen reached at 120.0
+    assert _clock_stop(run(1015.5), 100.0, 1000.0, 120.0) == (115.5, "last batch")
+    assert _clock_stop(run(None), 100.0, 1000.0, 120.0) == (120.0, "scrape")
+    assert _clock_stop(run(990.0), 100.0, 1000.0, 120.0) == (120.0, "scrape")  # before the run
+    assert _clock_stop(run(1030.0), 100.0, 1000.0, 120.0) == (120.0, "scrape")  # a later batch
+
+
+def _spinner(tmp_path: Path, busy: float, then: str) -> subprocess.Popen[bytes]:
+    script = tmp_path / "spin.py"
+    script.write_text(
+        "import time\n"
+        f"end = time.process_time() + {busy}\n"
+        "while time.process_time() < end:\n"
+        "    pass\n"
+        f"{then}\n"
+    )
+    return subprocess.Popen([sys.executable, str(script)])
+
+
+def test_the_wait_between_scrapes_ends_once_busy_workers_go_quiet(tmp_path: Path) -> None:
+    spinner = _spinner(tmp_path, busy=0.6, then="time.sleep(30)")
+    try:
+        run = WorkerRun([], tmp_path, processes=[SimpleNamespace(pid=spinner.pid)])
+        began = time.perf_counter()
+        run.rest(20.0)
+        waited = time.perf_counter() - began
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert waited < 10.0  # back soon after the spin, not after the 20 s
+    assert waited >= 0.5
+    assert len(run.cpu_at) >= 3  # marked every quarter of a second meanwhile
+
+
+def test_the_wait_between_scrapes_runs_its_course_while_nothing_was_busy(tmp_path: Path) -> None:
+    sleeper = _spinner(tmp_path, busy=0.0, then="time.sleep(30)")
+    try:
+        run = WorkerRun([], tmp_path, processes=[SimpleNamespace(pid=sleeper.pid)])
+        began = time.perf_counter()
+        run.rest(1.0)
+        waited = time.perf_counter() - began
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert waited >= 1.0  # quiet from the start (a stall, or not begun): the usual pace
 
 
 def _bucket(le: str) -> tuple[str, frozenset[tuple[str, str]]]:
@@ -310,6 +423,9 @@ def test_runner_args_survive_the_command_line(tmp_path: Path) -> None:
     assert parse_args(args.argv()) == args
 
 
+_CPU = {"seconds": 0.25, "main_thread": 0.9, "other_threads": 0.125, "machine_idle": 0.05}
+
+
 def _report() -> BenchReport:
     def result(seen: int, seconds: float, latencies: list[int], **counts: Any) -> RunnerResult:
         return RunnerResult(
@@ -332,7 +448,12 @@ def _report() -> BenchReport:
             figures("raw", 1, 1010, result(1010, 0.01, list(range(1, 101)), decoded=1010)),
             figures("peer", 1, 1010, result(1010, 1.0, [5] * 100, accepted=1000, duplicates=10)),
             figures("worker", 1, 1010, result(1010, 0.5, [20] * 99 + [300], accepted=1000)),
-            figures("worker", 2, 1010, result(1010, 0.25, [30] * 100, partial=True)),
+            figures(
+                "worker",
+                2,
+                1010,
+                result(1010, 0.25, [30] * 100, partial=True, cpu_per_process=[_CPU, _CPU]),
+            ),
         ],
         machine={"cores": 2, "load_before": 1.0, "load_after": 2.0},
     )
@@ -374,6 +495,13 @@ def test_the_table_is_vietnamese_first_with_every_runner() -> None:
     assert "101,000" in table
     assert "*" in lines[header + 6]  # the partial run is marked
     assert "Tỷ lệ / Ratios" in table
+    cpu = lines.index(next(line for line in lines if line.startswith("CPU khi")))
+    assert "main thread + other threads" in lines[cpu]
+    # Only the run that measured its CPU has a line: both processes, and the machine's idle.
+    assert lines[cpu + 1].split() == [
+        "worker", "×2", "0.90", "+", "0.12", "|", "0.90", "+", "0.12", "rảnh", "/", "idle", "5%",
+    ]  # fmt: skip
+    assert not lines[cpu + 2].strip()
 
 
 def test_default_options_are_the_issues() -> None:
