@@ -229,43 +229,37 @@ def test_the_clock_stops_when_the_last_batch_closed_not_at_the_scrape_that_saw_i
     assert _clock_stop(run(1030.0), 100.0, 1000.0, 120.0) == (120.0, "scrape")  # a later batch
 
 
-def _spinner(tmp_path: Path, busy: float, then: str) -> subprocess.Popen[bytes]:
+def _rest_beside(tmp_path: Path, busy: float, seconds: float) -> tuple[float, WorkerRun]:
+    """How long :meth:`WorkerRun.rest` for ``seconds`` waits beside a process that spins for
+    ``busy`` seconds of CPU and then sleeps; and the run, with its marks."""
     script = tmp_path / "spin.py"
     script.write_text(
         "import time\n"
         f"end = time.process_time() + {busy}\n"
         "while time.process_time() < end:\n"
         "    pass\n"
-        f"{then}\n"
+        "time.sleep(30)\n"
     )
-    return subprocess.Popen([sys.executable, str(script)])
-
-
-def test_the_wait_between_scrapes_ends_once_busy_workers_go_quiet(tmp_path: Path) -> None:
-    spinner = _spinner(tmp_path, busy=0.6, then="time.sleep(30)")
+    spinner = subprocess.Popen([sys.executable, str(script)])
     try:
         run = WorkerRun([], tmp_path, processes=[SimpleNamespace(pid=spinner.pid)])
         began = time.perf_counter()
-        run.rest(20.0)
-        waited = time.perf_counter() - began
+        run.rest(seconds)
+        return time.perf_counter() - began, run
     finally:
         spinner.kill()
         spinner.wait()
+
+
+def test_the_wait_between_scrapes_ends_once_busy_workers_go_quiet(tmp_path: Path) -> None:
+    waited, run = _rest_beside(tmp_path, busy=0.6, seconds=20.0)
     assert waited < 10.0  # back soon after the spin, not after the 20 s
     assert waited >= 0.5
     assert len(run.cpu_at) >= 3  # marked every quarter of a second meanwhile
 
 
 def test_the_wait_between_scrapes_runs_its_course_while_nothing_was_busy(tmp_path: Path) -> None:
-    sleeper = _spinner(tmp_path, busy=0.0, then="time.sleep(30)")
-    try:
-        run = WorkerRun([], tmp_path, processes=[SimpleNamespace(pid=sleeper.pid)])
-        began = time.perf_counter()
-        run.rest(1.0)
-        waited = time.perf_counter() - began
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+    waited, _ = _rest_beside(tmp_path, busy=0.0, seconds=1.0)
     assert waited >= 1.0  # quiet from the start (a stall, or not begun): the usual pace
 
 
