@@ -75,8 +75,9 @@ def cpu_sample(pid: int, proc: Path = Path("/proc")) -> CpuSample | None:
     """The CPU time of process ``pid`` and the machine's idle time now, or None when the
     process cannot be read (it has exited)."""
     try:
-        total = _busy_seconds((proc / str(pid) / "stat").read_text())
+        # The main thread first: the process's total, read after it, can only have grown.
         main = _busy_seconds((proc / str(pid) / "task" / str(pid) / "stat").read_text())
+        total = _busy_seconds((proc / str(pid) / "stat").read_text())
         machine = (proc / "stat").read_text().split("\n", 1)[0].split()
     except (OSError, IndexError, ValueError):
         return None
@@ -90,14 +91,18 @@ def cpu_use(
 ) -> dict[str, float] | None:
     """What a process used between two samples, in cores (1.0 is one core busy the whole
     time): its main thread, its other threads; and the share of the machine's ``cores``
-    that stood idle. None when a sample is missing or no time passed."""
+    that stood idle. None when a sample is missing or no time passed.
+
+    Each figure is good to a clock tick (10 ms) over the interval. The kernel rounds a
+    thread's time and the process's total each on its own, so over a short interval the
+    other threads can seem to have lost a tick; that shows as 0, not as less."""
     if before is None or after is None or after.wall <= before.wall:
         return None
     wall = after.wall - before.wall
     return {
         "seconds": wall,
         "main_thread": (after.main - before.main) / wall,
-        "other_threads": (after.others - before.others) / wall,
+        "other_threads": max(0.0, after.others - before.others) / wall,
         "machine_idle": (after.idle - before.idle) / (wall * cores),
     }
 

@@ -188,6 +188,11 @@ def test_cpu_use_is_in_cores_over_the_interval() -> None:
     assert use == pytest.approx(
         {"seconds": 4.0, "main_thread": 0.95, "other_threads": 0.1, "machine_idle": 0.4}
     )
+    # The process's total and the main thread's are rounded apart: a tick "lost" is none.
+    rounded = CpuSample(wall=100.2, main=10.2, others=0.99, idle=50.2)
+    lost = cpu_use(before, rounded, cores=2)
+    assert lost is not None
+    assert lost["other_threads"] == 0.0
     assert cpu_use(None, after, 2) is None
     assert cpu_use(after, before, 2) is None
 
