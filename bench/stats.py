@@ -93,17 +93,18 @@ def cpu_use(
     time): its main thread, its other threads; and the share of the machine's ``cores``
     that stood idle. None when a sample is missing or no time passed.
 
-    Each figure is good to a clock tick (10 ms) over the interval. The kernel rounds a
-    thread's time and the process's total each on its own, so over a short interval the
-    other threads can seem to have lost a tick; that shows as 0, not as less."""
+    Each figure is good to a clock tick (10 ms) over the interval, so over an interval of a
+    few ticks it says little; it is kept within what can be: a thread uses at most one
+    core, and the idle share is between 0 and 1. (The kernel also rounds a thread's time
+    and the process's total each on its own: the other threads can seem to lose a tick.)"""
     if before is None or after is None or after.wall <= before.wall:
         return None
     wall = after.wall - before.wall
     return {
         "seconds": wall,
-        "main_thread": (after.main - before.main) / wall,
+        "main_thread": min(1.0, max(0.0, after.main - before.main) / wall),
         "other_threads": max(0.0, after.others - before.others) / wall,
-        "machine_idle": (after.idle - before.idle) / (wall * cores),
+        "machine_idle": min(1.0, max(0.0, after.idle - before.idle) / (wall * cores)),
     }
 
 
