@@ -106,16 +106,3 @@ def cpu_use(
         "other_threads": max(0.0, after.others - before.others) / wall,
         "machine_idle": min(1.0, max(0.0, after.idle - before.idle) / (wall * cores)),
     }
-
-
-def main_thread_cores(
-    before: Sequence[CpuSample | None], after: Sequence[CpuSample | None]
-) -> float | None:
-    """The cores the main threads of several processes used together between two samples of
-    each, or None when a process could not be read (it has exited)."""
-    used = 0.0
-    for one, two in zip(before, after, strict=True):
-        if one is None or two is None or two.wall <= one.wall:
-            return None
-        used += (two.main - one.main) / (two.wall - one.wall)
-    return used

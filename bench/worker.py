@@ -34,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.child import RunnerResult
 from bench.dataset import Dataset, Record
 from bench.load import create_feeds, paced_load, preload, read_topic
-from bench.stats import CpuSample, cpu_sample, cpu_use, main_thread_cores, peak_rss_bytes
+from bench.stats import CpuSample, cpu_sample, cpu_use, peak_rss_bytes
 from ioc.errors import ServiceStartError
 from ioc.local.process import free_port
 from ioc.local.worker import WorkerProcess, http_get
@@ -281,23 +281,25 @@ class WorkerRun:
                 left = min(left, began + limit - now)
             # Most of the way at Prometheus' pace; near the end, a fifth of the time left;
             # and at once when the workers go quiet.
-            self.rest(min(MAX_POLL_SECONDS, max(0.1, left * 0.8)))
+            self.rest(now, min(MAX_POLL_SECONDS, max(0.1, left * 0.8)))
 
-    def rest(self, seconds: float) -> None:
-        """Wait up to ``seconds`` before the next scrape, marking the workers' CPU every
-        :data:`QUIET_POLL_SECONDS`, and return early once their main threads, busy before,
-        have gone quiet: done, or stalled. Reading ``/proc`` costs the workers nothing, a
-        scrape does; a single long pause overshot the end of a pre-load by up to 15 s."""
-        deadline = time.perf_counter() + seconds
-        previous = self.mark()
+    def rest(self, since: float, seconds: float) -> None:
+        """Wait up to ``seconds`` after ``since`` (a moment :meth:`mark` returned) before the
+        next scrape, marking the workers' CPU every :data:`QUIET_POLL_SECONDS`, and return
+        early once their main threads, busy before, have gone quiet: done, or stalled.
+        Reading ``/proc`` costs the workers nothing, a scrape does; a single long pause
+        overshot the end of a pre-load by up to 15 s."""
+        deadline = since + seconds
+        previous = since
         busy = False
         while (now := time.perf_counter()) < deadline:
             time.sleep(min(QUIET_POLL_SECONDS, deadline - now))
             current = self.mark()
-            used = main_thread_cores(self.cpu_at[previous], self.cpu_at[current])
+            uses = self.cpu_use(previous, current)
             previous = current
-            if used is None:
-                return
+            if any(use is None for use in uses):
+                return  # a worker has exited: the caller says so
+            used = sum(use["main_thread"] for use in uses if use)
             if used >= BUSY_CORES:
                 busy = True
             elif busy and used < QUIET_CORES:
@@ -443,8 +445,9 @@ def _clock_stop(run: WorkerRun, began: float, began_wall: float, seen: float) ->
     came after (by up to its pause, or the wait for commits); that scrape's own moment when
     no worker tells its last batch."""
     last = run.last_batch()
-    if last is not None and began < began + (last - began_wall) < seen:
-        return began + (last - began_wall), "last batch"
+    stopped = None if last is None else began + (last - began_wall)
+    if stopped is not None and began < stopped < seen:
+        return stopped, "last batch"
     return seen, "scrape"
 
 

@@ -249,8 +249,8 @@ def _rest_beside(tmp_path: Path, busy: float, seconds: float) -> tuple[float, Wo
     spinner = subprocess.Popen([sys.executable, str(script)])
     try:
         run = WorkerRun([], tmp_path, processes=[SimpleNamespace(pid=spinner.pid)])
-        began = time.perf_counter()
-        run.rest(seconds)
+        began = run.mark()
+        run.rest(began, seconds)
         return time.perf_counter() - began, run
     finally:
         spinner.kill()
