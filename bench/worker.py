@@ -184,9 +184,15 @@ class WorkerRun:
         self.cpu_at[now] = [cpu_sample(p.pid) if p.pid else None for p in self.processes]
         return now
 
-    def mark_nearest(self, moment: float) -> float:
-        """The moment :meth:`mark` returned that is nearest to ``moment``."""
-        return min(self.cpu_at, key=lambda marked: abs(marked - moment))
+    def mark_nearest(self, moment: float, after: float) -> float:
+        """The moment :meth:`mark` returned later than ``after`` that is nearest to
+        ``moment``: a clock that stopped soon after it began still spans some time (a run
+        of a few thousand events can stop nearer its first mark than any other). The caller
+        has marked since ``after``."""
+        return min(
+            (marked for marked in self.cpu_at if marked > after),
+            key=lambda marked: abs(marked - moment),
+        )
 
     def cpu_use(self, began: float, ended: float) -> list[dict[str, float] | None]:
         """The cores each process used between two moments :meth:`mark` returned."""
@@ -411,7 +417,8 @@ def measure_workers(
             or (end.evaluated < dataset.distinct and not _quiet_loss(end, dataset))
         )
         result.counts["partial"] = partial
-        result.counts["cpu_per_process"] = run.cpu_use(began, run.mark_nearest(finished))
+        ended = run.mark_nearest(finished, after=began)
+        result.counts["cpu_per_process"] = run.cpu_use(began, ended)
         result.counts["lost"] = _lost(end, dataset) if not partial else None
         rss = run.peak_rss()
         result.counts["peak_rss_per_process"] = rss

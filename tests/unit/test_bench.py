@@ -235,6 +235,23 @@ def test_the_clock_stops_when_the_last_batch_closed_not_at_the_scrape_that_saw_i
     assert _clock_stop(run(1030.0), 100.0, 1000.0, 120.0) == (120.0, "scrape")  # a later batch
 
 
+def test_the_cpu_clock_ends_at_a_mark_after_its_start_however_soon_it_stopped(
+    tmp_path: Path,
+) -> None:
+    run = WorkerRun([], tmp_path, processes=[SimpleNamespace(pid=os.getpid())])
+    began = run.mark()
+    time.sleep(0.05)
+    later = run.mark()
+    time.sleep(0.05)
+    last = run.mark()
+    # The clock stopped a moment after it began: nearer its first mark than any other.
+    assert run.mark_nearest(began + 0.001, after=began) == later
+    assert run.mark_nearest(last + 5.0, after=began) == last
+    (use,) = run.cpu_use(began, run.mark_nearest(began + 0.001, after=began))
+    assert use is not None
+    assert use["seconds"] > 0
+
+
 def _rest_beside(tmp_path: Path, busy: float, seconds: float) -> tuple[float, WorkerRun]:
     """How long :meth:`WorkerRun.rest` for ``seconds`` waits beside a process that spins for
     ``busy`` seconds of CPU and then sleeps; and the run, with its marks."""
