@@ -197,6 +197,12 @@ def _json(value: Any) -> bytes:
     return orjson.dumps(value)
 
 
+def _batched(table: Any) -> BatchedTable:
+    """A batch's overlay on a Faust table: its values as they are when the table's are raw
+    bytes (``value_type=bytes``), else JSON."""
+    return BatchedTable(table.data, raw_values=table.value_serializer == "raw")
+
+
 class Batch:
     """What one batch of one agent reads and writes.
 
@@ -213,8 +219,8 @@ class Batch:
         clock: Clock,
     ) -> None:
         self.out = out
-        self.tables = {name: BatchedTable(table.data) for name, table in tables.items()}
-        self.alerts = {name: BatchedTable(table.data) for name, table in alert_tables.items()}
+        self.tables = {name: _batched(table) for name, table in tables.items()}
+        self.alerts = {name: _batched(table) for name, table in alert_tables.items()}
         self.books = {name: AlertBook(table, clock) for name, table in self.alerts.items()}
         #: Each overlay with the changelog topic of its table.
         self._changelogs = [(self.tables[n], _changelog_of(t)) for n, t in tables.items()] + [
@@ -374,11 +380,16 @@ class _Agents:
         self.sources = {topics.feed(s): s for s in self.catalogue.sources}
         self.names = topics
 
-    def _table(self, name: str, store: str | None = None) -> Any:
+    def _table(self, name: str, store: str | None = None, raw_values: bool = False) -> Any:
         # No key_type/value_type: plain JSON. Faust's recovery calls ``value_type.from_data``,
-        # which builtins such as ``dict`` do not have (recovery would stall).
+        # which builtins such as ``dict`` do not have (recovery would stall); ``bytes`` is the
+        # exception Faust makes: raw values, as written.
         table = self.app.Table(
-            name, default=None, partitions=self.monitor.settings.partitions, store=store
+            name,
+            default=None,
+            partitions=self.monitor.settings.partitions,
+            store=store,
+            value_type=bytes if raw_values else None,
         )
         self.monitor.tables[name] = table
         return table
@@ -443,8 +454,9 @@ class _Agents:
 
     # --- stage 1: validate, dedupe and evaluate each feed message ----------------------------
     def _ingest(self) -> None:
-        # A row per (indicator, area, period): held per series (agents.stores).
-        seen = self._table("validator_seen", store=PERIODS_STORE)
+        # A row per (indicator, area, period): held per series (agents.stores), each a few
+        # bytes (agents.gatekeeper).
+        seen = self._table("validator_seen", store=PERIODS_STORE, raw_values=True)
         tables = {"seen": seen, "series": self._table("series")}
         alerts = {"ingest": self._table("alerts_ingest"), "series": self._table("alerts_series")}
         self._batched_agent(self.feeds, "validate", tables, alerts, self._judge)

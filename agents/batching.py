@@ -9,7 +9,8 @@ agent, which hands it to the producer itself (:meth:`agents.app.Batch.close`). A
 write (``table[key] = value``) would put the record on Faust's producer buffer, a queue that
 one task drains record by record and that pauses every stream once it holds more than 100:
 a batch writes thousands of keys, so every batch stalled the worker. The record is the one
-Faust writes (same topic, partition, JSON of key and value), so recovery reads it as usual.
+Faust writes (same topic, partition, JSON of key and value, or the value's own bytes in a
+table of ``value_type=bytes``), so recovery reads it as usual.
 
 Faust would send a write to the changelog partition of the *current event*; inside a batch
 that is the last event of the batch, whatever its partition. Each pending write therefore
@@ -41,11 +42,13 @@ class BatchedTable(MutableMapping[str, Any]):
     """A write-back overlay on a table's storage for the duration of one batch.
 
     ``storage`` is where the table keeps its rows (a Faust table's ``.data``, or a dict in
-    tests); it is read directly, without Faust's per-read sensors.
+    tests); it is read directly, without Faust's per-read sensors. A table of ``raw_values``
+    (Faust's ``value_type=bytes``) holds bytes, written to its changelog as they are.
     """
 
-    def __init__(self, storage: MutableMapping[str, Any]) -> None:
+    def __init__(self, storage: MutableMapping[str, Any], raw_values: bool = False) -> None:
         self.storage = storage
+        self.raw_values = raw_values
         # Faust's in-memory stores are mappings over their rows (``.data``: a dict, or a
         # :class:`agents.stores.PeriodRows`) without a ``get`` of their own: the
         # ``Mapping.get`` they inherit raises and catches a KeyError for every key not there,
@@ -106,7 +109,7 @@ class BatchedTable(MutableMapping[str, Any]):
         """Write every touched key once to the storage; return the changelog records, to
         be produced on the table's changelog topic (a value of None is a delete)."""
         records: list[OutRecord] = []
-        append, rows, dumps = records.append, self._rows, orjson.dumps
+        append, rows, dumps, raw = records.append, self._rows, orjson.dumps, self.raw_values
         # One row per event for the dedupe table: the loop is written for that. A record is
         # built with tuple.__new__ (OutRecord's own __new__ is a Python function).
         new = tuple.__new__
@@ -120,7 +123,7 @@ class BatchedTable(MutableMapping[str, Any]):
                 record = (
                     partition,
                     dumps(key, option=_FAUST_JSON),
-                    dumps(value, option=_FAUST_JSON),
+                    value if raw else dumps(value, option=_FAUST_JSON),
                     None,
                 )
                 append(new(OutRecord, record))

@@ -11,13 +11,16 @@ Every input ends in exactly one outcome:
 
 State is one entry per (indicator, area, period), on the partition of the feed message whose
 key is ``indicator|area``: that is why the key is part of the contract. An entry is one
-string, ``"sent id origin id origin ..."``: when the current value was sent (epoch
-microseconds, hex), then each event id remembered (32 hex digits) and the position it was read
-from (:func:`position_of`, hex; ``-`` when unknown), oldest first. A million distinct reports
-means a million entries, so the entry is kept small: a string of about a hundred bytes, where
-the flat list ``[sent, id, origin, ...]`` before it took 270 and the dict of dicts of strings
-before that three times as much (both still read, from changelogs written before). The worker
-keeps the table in :class:`agents.stores.PeriodStore`, which holds the key strings per series.
+``bytes``: when the current value was sent (epoch microseconds, 8 bytes, big-endian, signed),
+then for each event id remembered, oldest first, its 16 bytes and the position it was read
+from (:func:`position_of`, 7 bytes; all ones when unknown). A million distinct reports means
+a million entries, so the entry is kept small: 31 bytes for one id, a 64-byte object, where
+the string ``"sent id origin"`` before it took 112 (about 56 characters), the flat list
+``[sent, id, origin, ...]`` before that 270, and the dict of dicts of strings three times as
+much. All three are still read, from changelogs written before (JSON; the table's values are
+raw bytes now, and an entry never begins with the byte of a JSON string, list or object). The
+worker keeps the table in :class:`agents.stores.PeriodStore`, which holds the key strings per
+series.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from ioc.clock import Clock
 from streams.catalogue import Catalogue
@@ -68,7 +73,16 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 #: Bits of a position that hold the partition (the offset is above them).
 _PARTITION_BITS = 16
-#: A position not known, in an entry.
+#: Bytes of an entry: when its value was sent, then per event id the id and its position.
+_SENT_BYTES, _ID_BYTES, _POSITION_BYTES = 8, 16, 7
+_ID_AND_POSITION = _ID_BYTES + _POSITION_BYTES
+#: The position of an entry's id that is not known (or does not fit its 7 bytes: an offset
+#: past 2**40, which no partition reaches; such an id, read again, is judged a duplicate).
+_UNKNOWN_POSITION = (1 << (8 * _POSITION_BYTES)) - 1
+#: The first byte of an entry written as JSON, before entries were bytes: a string, a list,
+#: or an object. An entry's first byte is the top of its sent time: 0 (or 255 before 1970).
+_JSON_FIRST_BYTES = frozenset(b'"[{')
+#: A position not known, in an entry written as a string.
 _UNKNOWN = "-"
 
 
@@ -91,34 +105,53 @@ def _shown(micros: int) -> str:
     return (_EPOCH + timedelta(microseconds=micros)).astimezone(LOCAL_TZ).isoformat()
 
 
-def remembered(state: Any) -> tuple[int, dict[str, int | None]]:
+def remembered(state: Any) -> tuple[int, dict[bytes, int | None]]:
     """A dedupe entry read: when its value was sent (epoch microseconds), and the event ids
-    remembered with the position each was read from (oldest first)."""
-    if isinstance(state, str):
-        sent, *rest = state.split(" ")
+    remembered (16 bytes each) with the position each was read from (oldest first)."""
+    if isinstance(state, bytes):
+        if state[:1] and state[0] in _JSON_FIRST_BYTES:
+            return remembered(orjson.loads(state))  # written before entries were bytes
+        sent = int.from_bytes(state[:_SENT_BYTES], "big", signed=True)
+        ids: dict[bytes, int | None] = {}
+        for at in range(_SENT_BYTES, len(state), _ID_AND_POSITION):
+            after_id = at + _ID_BYTES
+            position = int.from_bytes(state[after_id : at + _ID_AND_POSITION], "big")
+            ids[state[at:after_id]] = None if position == _UNKNOWN_POSITION else position
+        return sent, ids
+    if isinstance(state, str):  # "sent id origin id origin ...", in hex
+        sent_hex, *rest = state.split(" ")
         positions = (None if p == _UNKNOWN else int(p, 16) for p in rest[1::2])
-        return int(sent, 16), dict(zip(rest[::2], positions, strict=True))
-    if isinstance(state, dict):  # the first format: read, never written
-        ids = {uuid_hex(i): _old_position(o) for i, o in state["ids"].items()}
-        return _micros(datetime.fromisoformat(state["sent_at"])), ids
-    return state[0], dict(zip(state[1::2], state[2::2], strict=True))  # the flat list
+        return int(sent_hex, 16), dict(zip(map(bytes.fromhex, rest[::2]), positions, strict=True))
+    if isinstance(state, dict):  # the first format: {"sent_at": iso, "ids": {uuid: origin}}
+        old = {id_bytes(i): _old_position(o) for i, o in state["ids"].items()}
+        return _micros(datetime.fromisoformat(state["sent_at"])), old
+    # The flat list [sent, id, origin, ...], ids in hex.
+    return state[0], dict(zip(map(id_bytes, state[1::2]), state[2::2], strict=True))
 
 
-def entry_of(sent: int, ids: dict[str, int | None]) -> str:
+def _position_bytes(position: int | None) -> bytes:
+    if position is None or not 0 <= position < _UNKNOWN_POSITION:
+        position = _UNKNOWN_POSITION
+    return position.to_bytes(_POSITION_BYTES, "big")
+
+
+def entry_of(sent: int, ids: dict[bytes, int | None]) -> bytes:
     """The dedupe entry of a value sent at ``sent`` (epoch microseconds), remembering ``ids``
     (event id to position, oldest first): the newest :data:`MAX_IDS_PER_PERIOD` of them."""
+    sent_bytes = sent.to_bytes(_SENT_BYTES, "big", signed=True)
     if len(ids) == 1:  # the common case: the first report of a period
         ((kept_id, position),) = ids.items()
-        return f"{sent:x} {kept_id} {_UNKNOWN if position is None else f'{position:x}'}"
-    parts = [f"{sent:x}"]
+        return sent_bytes + kept_id + _position_bytes(position)
+    parts = [sent_bytes]
     for kept_id, position in list(ids.items())[-MAX_IDS_PER_PERIOD:]:
-        parts += (kept_id, _UNKNOWN if position is None else f"{position:x}")
-    return " ".join(parts)
+        parts += (kept_id, _position_bytes(position))
+    return b"".join(parts)
 
 
-def uuid_hex(event_id: str) -> str:
-    """An event id in the form entries keep (32 hex digits, as ``UUID.hex``)."""
-    return event_id.replace("-", "")
+def id_bytes(event_id: str) -> bytes:
+    """An event id as entries keep it (``UUID.bytes``), from its text (with or without
+    hyphens)."""
+    return bytes.fromhex(event_id.replace("-", ""))
 
 
 def _old_position(origin: str) -> int | None:
@@ -174,9 +207,9 @@ class Gatekeeper:
     def _against_history(self, event: IndicatorEvent, origin: int | None) -> Outcome:
         skey = state_key(event)
         state = self.seen.get(skey)
-        event_id = event.event_id.hex
+        event_id = event.event_id.bytes
         sent = _micros(event.sent_at)
-        ids: dict[str, int | None] = {}
+        ids: dict[bytes, int | None] = {}
         if state is not None:
             current_sent, ids = remembered(state)
             if event_id in ids:

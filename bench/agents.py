@@ -102,9 +102,14 @@ class _Kept(Outgoing):
             self.kept.setdefault(topic, []).extend(batch)
 
 
-def _table(name: str, data: Any) -> Any:
-    # What Batch reads of a Faust table: its storage and its changelog topic's name.
-    return SimpleNamespace(data=data, changelog_topic=SimpleNamespace(get_topic_name=lambda: name))
+def _table(name: str, data: Any, value_serializer: str = "json") -> Any:
+    # What Batch reads of a Faust table: its storage, its values' serializer and its
+    # changelog topic's name.
+    return SimpleNamespace(
+        data=data,
+        value_serializer=value_serializer,
+        changelog_topic=SimpleNamespace(get_topic_name=lambda: name),
+    )
 
 
 def _messages(monitor: Monitor, dataset: Dataset, partitions: int) -> list[Any]:
@@ -146,7 +151,7 @@ class InProcessAgents:
         self.stages: dict[str, tuple[Handler, dict[str, Any], dict[str, Any]]] = {
             "ingest": (
                 agents._judge,
-                {"seen": _table("seen", PeriodRows()), "series": _table("series", {})},
+                {"seen": _table("seen", PeriodRows(), "raw"), "series": _table("series", {})},
                 {"ingest": _table("ingest", {}), "series": _table("alerts", {})},
             ),
             "rollup": (agents._rollup_record, {"rollups": _table("rollups", {})}, {}),

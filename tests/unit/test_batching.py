@@ -70,6 +70,20 @@ def test_deletes_and_missing_keys() -> None:
     assert "gone" not in storage
 
 
+def test_a_table_of_raw_values_writes_them_as_they_are() -> None:
+    storage: dict[str, object] = {"a|b|2024": b"\x00\x00old"}
+    batch = BatchedTable(storage, raw_values=True)
+    batch.event = Event(2)
+    batch["a|b|2024"] = b"\x00\x01entry"
+    del batch["a|b|2024"]
+    batch["a|b|2025"] = b"\x00\x02entry"
+    assert batch.flush() == [
+        OutRecord(2, b'"a|b|2024"', None),
+        OutRecord(2, b'"a|b|2025"', b"\x00\x02entry"),
+    ]
+    assert storage == {"a|b|2025": b"\x00\x02entry"}
+
+
 def test_records_are_the_bytes_of_fausts_json_codec() -> None:
     value = {"periods": {"2024-Q3": [69.46, None, None, "2024-10-05T01:00:00+00:00"]}, "n": 1}
     assert faust_json(value) == faust_json_codec.dumps(value)
@@ -92,7 +106,7 @@ async def test_a_batch_sends_its_changelogs_and_one_record_per_posted_key() -> N
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry, ["ict"])
     changelog = SimpleNamespace(get_topic_name=lambda: "ioc-monitor-series-changelog")
-    table = SimpleNamespace(data={}, changelog_topic=changelog)
+    table = SimpleNamespace(data={}, value_serializer="json", changelog_topic=changelog)
     batch = Batch(
         Outgoing(SimpleNamespace(producer=producer), metrics), {"series": table}, {}, SystemClock()
     )

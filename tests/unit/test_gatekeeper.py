@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,7 +64,7 @@ def test_new_event_is_forwarded_and_remembered() -> None:
     outcome = judge(gatekeeper(seen), ev)
 
     assert outcome == Forward(ev, correction=False)
-    assert list(remembered(seen[state_key(ev)])[1]) == [ev.event_id.hex]
+    assert list(remembered(seen[state_key(ev)])[1]) == [ev.event_id.bytes]
 
 
 def test_same_event_id_is_a_duplicate() -> None:
@@ -130,8 +131,10 @@ def test_an_entry_remembers_the_newest_ids_and_is_compact() -> None:
     assert sent == remembered([sent])[0]
     assert len(ids) == MAX_IDS_PER_PERIOD
     assert list(ids.values())[-1] == position_of(1, MAX_IDS_PER_PERIOD + 2)
-    assert isinstance(entry, str)  # one string: a third of the memory of a list of the same
-    assert len(entry) < 40 * (MAX_IDS_PER_PERIOD + 1)
+    assert isinstance(entry, bytes)
+    assert len(entry) == 8 + 23 * MAX_IDS_PER_PERIOD  # sent, then each id and its position
+    one = entry_of(sent, dict(list(ids.items())[:1]))
+    assert sys.getsizeof(one) <= 64  # a single report: one 64-byte object (112 as a string)
 
 
 def test_an_entry_in_the_flat_list_format_is_still_read() -> None:
@@ -145,11 +148,44 @@ def test_an_entry_in_the_flat_list_format_is_still_read() -> None:
     assert judge_from(keeper, newer, position_of(0, 9)) == Forward(newer, correction=True)
     sent, ids = remembered(keeper.seen[state_key(ev)])
     assert list(ids.items()) == [
-        (ev.event_id.hex, position_of(0, 7)),
-        ("ab" * 16, None),
-        (newer.event_id.hex, position_of(0, 9)),
+        (ev.event_id.bytes, position_of(0, 7)),
+        (b"\xab" * 16, None),
+        (newer.event_id.bytes, position_of(0, 9)),
     ]
     assert remembered(entry_of(sent, ids)) == (sent, ids)
+
+
+def test_entries_in_a_changelog_written_as_json_are_read_as_they_were() -> None:
+    # The table's values were JSON before they were raw bytes: recovery now hands those
+    # records over as the JSON bytes.
+    ev = event()
+    sent, other = _micros_of(ev), uuid.uuid4()
+    as_string = f"{sent:x} {ev.event_id.hex} {position_of(0, 7):x} {other.hex} -"
+    as_list = [sent, ev.event_id.hex, position_of(0, 7), other.hex, None]
+    as_dict = {
+        "ids": {str(ev.event_id): "ioc.feed.police/0/7", str(other): "unknown"},
+        "sent_at": ev.sent_at.isoformat(),
+    }
+    expected = (sent, {ev.event_id.bytes: position_of(0, 7), other.bytes: None})
+    for old in (as_string, as_list, as_dict):
+        assert remembered(json.dumps(old).encode()) == expected
+        keeper = gatekeeper({state_key(ev): json.dumps(old).encode()})
+        assert judge_from(keeper, ev, position_of(0, 7)) == Forward(ev, correction=False)
+        assert judge_from(keeper, ev, position_of(0, 8)) == Duplicate(ev)
+        assert remembered(keeper.seen[state_key(ev)]) == expected  # unchanged by a duplicate
+
+
+def test_a_position_an_entry_cannot_hold_is_kept_as_unknown() -> None:
+    ev = event()
+    huge = position_of(3, 1 << 41)  # an offset past 2**40: more than 7 bytes
+    sent = _micros_of(ev)
+    entry = entry_of(sent, {ev.event_id.bytes: huge, b"\x01" * 16: None, b"\x02" * 16: 5})
+    assert remembered(entry) == (
+        sent,
+        {ev.event_id.bytes: None, b"\x01" * 16: None, b"\x02" * 16: 5},
+    )
+    before_1970 = -1_000_000
+    assert remembered(entry_of(before_1970, {ev.event_id.bytes: 9}))[0] == before_1970
 
 
 def _micros_of(ev: IndicatorEvent) -> int:
