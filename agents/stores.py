@@ -6,7 +6,8 @@ distinct reports are a million rows. In Faust's in-memory store each row costs i
 series share one dictionary, its key (``indicator|area``) is held once, and each distinct
 period string once for the whole store. Measured with the benchmark's million keys (3,446
 series, 2,267 distinct periods) and string entries of 56 characters: 249 MB in one flat dict,
-130 MB held this way.
+130 MB held this way. The entries are 31 bytes now (:mod:`agents.gatekeeper`): the rows
+of those keys grew the RSS of a process by 66 MB, against 110 MB with the strings.
 
 The store changes only how rows sit in memory: keys, values, changelog records and recovery
 are Faust's memory store's (this is a subclass of it). Tables use it with

@@ -49,19 +49,21 @@ LATEST = "latest"
 
 
 class StateView(MutableMapping[str, Any]):
-    """The dedupe state of one message key, as the mapping :class:`Gatekeeper` expects."""
+    """The dedupe state of one message key, as the mapping :class:`Gatekeeper` expects.
+
+    Quix's state holds JSON: the gatekeeper's entries (bytes) are kept in hex."""
 
     def __init__(self, state: State[str, Any]) -> None:
         self.state = state
 
-    def __getitem__(self, key: str) -> Any:
+    def __getitem__(self, key: str) -> bytes:
         value = self.state.get(key)
         if value is None:
             raise KeyError(key)
-        return value
+        return bytes.fromhex(value)
 
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.state.set(key, value)
+    def __setitem__(self, key: str, value: bytes) -> None:
+        self.state.set(key, value.hex())
 
     def __delitem__(self, key: str) -> None:
         self.state.delete(key)

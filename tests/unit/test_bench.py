@@ -337,16 +337,18 @@ def test_what_is_left_to_read_counts_only_the_topics_asked_for() -> None:
 
 
 class FakeState:
-    """The part of Quix's per-key State the job uses."""
+    """The part of Quix's per-key State the job uses: it holds JSON, as Quix's does (a
+    value JSON cannot hold fails here as it would there)."""
 
     def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
+        self.values: dict[str, bytes] = {}
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
+        value = self.values.get(key)
+        return default if value is None else orjson.loads(value)
 
     def set(self, key: str, value: Any) -> None:
-        self.values[key] = value
+        self.values[key] = orjson.dumps(value)
 
     def delete(self, key: str) -> None:
         self.values.pop(key, None)
