@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
 
+from agents.gatekeeper import position_of, remembered
 from ioc.settings import Settings
 from streams.events import IndicatorEvent
+from streams.kafka_config import client_config
 from streams.producer import IndicatorProducer
-from streams.reader import read_topic
+from streams.reader import read_records, read_topic
 from tests.conftest import SettingsFactory
 from tests.support import run_ioc, sample, scrape, wait_for
 
@@ -100,3 +105,73 @@ def test_report_with_bad_row_duplicate_correction_and_spoof(
     assert "[source_mismatch]" in rejects.stdout
     assert "claims source 'tax'" in rejects.stdout
     assert "1 rejected messages for 'ict'" in rejects.stdout
+
+
+def test_dedupe_entries_written_as_json_by_earlier_code_still_hold_after_an_upgrade(
+    settings_factory: SettingsFactory, worker_factory
+) -> None:
+    # A worker before the byte entries wrote each dedupe entry as a JSON string to the
+    # table's changelog. The report it had seen is sent again to a worker of today, which
+    # recovers that changelog: still a duplicate. A correction after it is accepted, and
+    # the entry then written is bytes, remembering both ids.
+    settings = settings_factory()
+    assert run_ioc(settings, "topics", "create").returncode == 0
+    sent = datetime.now(UTC) - timedelta(hours=1)
+    seen = IndicatorEvent.new(
+        source="ict",
+        indicator="online_application_rate",
+        area="son-la",
+        period="2023",
+        value=69.46,
+        sent_at=sent,
+    )
+    with IndicatorProducer(settings) as producer:
+        delivery = producer.send(seen)
+    micros = (seen.sent_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    row = f"{seen.indicator}|{seen.area}|{seen.period}"
+    changelog = f"{settings.topic_prefix}{settings.app_id}-validator_seen-changelog"
+    admin = KafkaAdminClient(**client_config(settings, "test-admin"))
+    try:
+        admin.create_topics([NewTopic(changelog, settings.partitions, 1)])
+    finally:
+        admin.close()
+    old = KafkaProducer(**client_config(settings, "test-old-worker"))
+    try:
+        old.send(
+            changelog,
+            key=json.dumps(row).encode(),
+            value=json.dumps(f"{micros:x} {seen.event_id.hex} -").encode(),
+            partition=delivery.partition,
+        ).get(timeout=30)
+    finally:
+        old.close()
+
+    worker_factory(settings)
+    wait_for(
+        lambda: counter(settings, "ioc_events_duplicate_total", source="ict") == 1 or None,
+        60,
+        "the report seen by the earlier worker, dropped as a duplicate",
+    )
+    assert counter(settings, "ioc_events_accepted_total", source="ict") == 0
+
+    correction = seen.model_copy(
+        update={"event_id": uuid.uuid4(), "value": 70.1, "sent_at": sent + timedelta(minutes=5)}
+    )
+    with IndicatorProducer(settings) as producer:
+        fixed = producer.send(correction)
+    wait_for(
+        lambda: counter(settings, "ioc_events_correction_total", source="ict") == 1 or None,
+        30,
+        "the correction, accepted over the recovered entry",
+    )
+    key = json.dumps(row).encode()
+    entries = [r.value for r in read_records(settings, changelog) if r.key == key]
+    assert entries[-1] is not None
+    assert entries[-1][0] == 0  # bytes now, no longer JSON
+    assert remembered(entries[-1]) == (
+        micros + 5 * 60 * 1_000_000,
+        {
+            seen.event_id.bytes: None,  # where the earlier worker read it: not kept then
+            correction.event_id.bytes: position_of(fixed.partition, fixed.offset),
+        },
+    )
