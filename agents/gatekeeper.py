@@ -109,7 +109,7 @@ def remembered(state: Any) -> tuple[int, dict[bytes, int | None]]:
     """A dedupe entry read: when its value was sent (epoch microseconds), and the event ids
     remembered (16 bytes each) with the position each was read from (oldest first)."""
     if isinstance(state, bytes):
-        if state[:1] and state[0] in _JSON_FIRST_BYTES:
+        if state and state[0] in _JSON_FIRST_BYTES:
             return remembered(orjson.loads(state))  # written before entries were bytes
         sent = int.from_bytes(state[:_SENT_BYTES], "big", signed=True)
         ids: dict[bytes, int | None] = {}

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from agents.gatekeeper import position_of, remembered
 from ioc.settings import Settings
@@ -18,6 +17,7 @@ from streams.events import IndicatorEvent
 from streams.kafka_config import client_config
 from streams.producer import IndicatorProducer
 from streams.reader import read_records, read_topic
+from streams.topics import ensure_topics
 from tests.conftest import SettingsFactory
 from tests.support import indicator_event, run_ioc, sample, scrape, wait_for
 
@@ -123,11 +123,7 @@ def test_dedupe_entries_written_as_json_by_earlier_code_still_hold_after_an_upgr
     micros = (seen.sent_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     row = f"{seen.indicator}|{seen.area}|{seen.period}"
     changelog = f"{settings.topic_prefix}{settings.app_id}-validator_seen-changelog"
-    admin = KafkaAdminClient(**client_config(settings, "test-admin"))
-    try:
-        admin.create_topics([NewTopic(changelog, settings.partitions, 1)])
-    finally:
-        admin.close()
+    ensure_topics(settings, [changelog])
     old = KafkaProducer(**client_config(settings, "test-old-worker"))
     try:
         old.send(
