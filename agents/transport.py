@@ -36,6 +36,14 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
   undone by it, and the records read again were filtered out as read. Found in the code
   after CI saw a partition stop committing for good (``tests/faults/test_join_dedupe.py``,
   lag 192 for 240 s, three live workers); that this was the cause there is not proven;
+- records handed to the streams before the seek to the committed offsets that ends table
+  recovery are not handed over again after it. Faust resumes the stream partitions, with the
+  flow already running (it read the changelogs), a moment before that seek: a fetch in
+  between hands their first records over, and the seek (to the beginning, in a new group)
+  read them again. They were processed twice, each time counted received (reproduced: a new
+  group recovering a changelog counted a waiting report twice in about a third of starts;
+  ``tests/integration/test_transport.py``). The records of one generation's contiguous run
+  from the seek's offset are passed over (:meth:`RewindingConsumer.pass_handed`);
 - a fetch that skips offsets of a stream partition is not handed over: the partition is read
   again from its read offset. Faust takes such a skip for a gap and commits past it, but
   the stream topics' offsets are contiguous, so the records are there, maybe unprocessed.
@@ -221,6 +229,29 @@ class RecordChunk(ConsumerMessage):
         return f"<{type(self).__name__}: {self.tp} offsets={self.first}..{self.offset}>"
 
 
+class Run(NamedTuple):
+    """Offsets ``first`` to ``last`` of a partition, handed to the streams in one run in
+    ``generation``."""
+
+    generation: int | None
+    first: int
+    last: int
+
+
+def extended(run: Run | None, chunk: RecordChunk) -> Run:
+    """``run`` with ``chunk`` handed over after it: longer when the chunk adjoins or overlaps
+    it in the same generation, else a new run of the chunk's offsets."""
+    generation, first, last = chunk.generation_id, chunk.first, chunk.offset
+    if (
+        run is not None
+        and run.generation == generation
+        and first <= run.last + 1
+        and last >= run.first - 1
+    ):
+        return Run(generation, min(run.first, first), max(run.last, last))
+    return Run(generation, first, last)
+
+
 def records_of(message: Any) -> Sequence[Any]:
     """The records a stream message carries: a chunk's, or the message itself."""
     records: Sequence[Any] = getattr(message, "records", None) or (message,)
@@ -249,16 +280,26 @@ class RewindingConsumer(driver.Consumer):
         self._seeks = {}
         self._skips = {}
         self._delivered: dict[TP, int] = {}
+        self._handed: dict[TP, Run] = {}
+        self._starts: Starts = {}
         super().__init__(*args, **kwargs)
         deliver = self.callback
-        delivered = self._delivered
+        note = self.note_handed
 
         async def callback(message: Any) -> None:
-            # The last offset handed to the streams, per partition (see dropped_tails).
-            delivered[message.tp] = message.offset
+            note(message)
             await deliver(message)
 
         self.callback = callback
+
+    def note_handed(self, message: Message) -> None:
+        """Remember that ``message`` goes to the streams: the last offset of its partition
+        (:meth:`dropped_tails`) and, for a chunk, the run of offsets it extends in this
+        generation (:meth:`pass_handed`)."""
+        tp = message.tp
+        self._delivered[tp] = message.offset
+        if isinstance(message, RecordChunk):
+            self._handed[tp] = extended(self._handed.get(tp), message)
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return RewindingConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -449,10 +490,42 @@ class RewindingConsumer(driver.Consumer):
         self._seeks[tp] = self._seeks.get(tp, 0) + 1
 
     async def perform_seek(self) -> None:
-        """Faust's seek to the committed offsets, counted for every assigned partition."""
+        """Faust's seek to the committed offsets, counted for every assigned partition;
+        records handed over from there in this generation are not handed over again."""
+        self._starts = {}
         await super().perform_seek()
         for tp in self.assignment():
             self._seeks[tp] = self._seeks.get(tp, 0) + 1
+        self.pass_handed(self._starts)
+
+    def pass_handed(self, starts: Starts) -> None:
+        """Read each partition of ``starts`` on from past the records of the run handed to
+        the streams in this generation, when the run covers its start.
+
+        The records of that run have been processed, or are being processed, over the tables
+        as recovered (Faust resumes stream partitions only once recovery is done). The seek
+        back to ``starts`` would hand them over again. The partition's position stays at the
+        start; the fetches from there are filtered by the read offset (:meth:`_unread`), so
+        a record handed over while the seek was made is passed over too. The next record to
+        commit from stays the start: nothing past a record of the run that does not get
+        processed is committed. Not said per partition: once per seek, when any is passed.
+        """
+        generation = self.app.consumer_generation_id
+        passed: dict[TP, int] = {}
+        for tp, start in starts.items():
+            run = self._handed.get(tp)
+            if run is None or run.generation != generation or not run.first <= start <= run.last:
+                continue
+            passed[tp] = run.last - start + 1
+            self._read_offset[tp] = run.last + 1
+            self._delivered[tp] = run.last  # its tail is still checked (dropped_tails)
+        if passed:
+            self.log.info(
+                "Không đọc lại %d bản ghi của %d partition đã chuyển cho agent trước khi quay "
+                "về offset đã commit / Not reading again %d records of %d partitions handed "
+                "to the agents before the seek to the committed offsets",
+                *(sum(passed.values()), len(passed)) * 2,
+            )
 
     def ack(self, message: Message) -> bool:
         """Mark a message processed; a chunk marks every offset from its first to its last."""
@@ -480,6 +553,7 @@ class RewindingConsumer(driver.Consumer):
     def expect(self, starts: Starts) -> None:
         """After a seek: each partition's next record to process is at ``starts[tp]``."""
         self._expected.update(starts)
+        self._starts.update(starts)
         for tp in starts:
             self._rewind.pop(tp, None)
             self._delivered.pop(tp, None)  # nothing handed over from the new position yet
@@ -492,6 +566,7 @@ class RewindingConsumer(driver.Consumer):
             self._quiet.pop(tp, None)
             self._delivered.pop(tp, None)
             self._skips.pop(tp, None)
+            self._handed.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     def _new_offset(self, tp: TP) -> int | None:

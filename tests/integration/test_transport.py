@@ -1,14 +1,26 @@
-"""The worker joins its group only once the real broker lists the topics it reads."""
+"""The worker's transport on the real broker: it joins its group only once the broker lists
+the topics it reads, and hands each record to the agents once."""
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
 import aiokafka
 import pytest
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from agents.gatekeeper import entry_of, position_of
 from agents.transport import wait_until_visible
 from streams.kafka_config import client_config
+from streams.producer import IndicatorProducer
+from streams.reader import read_topic
+from streams.topics import ensure_topics
 from tests.conftest import SettingsFactory
+from tests.support import indicator_event, run_ioc, sample, scrape, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,3 +45,59 @@ async def test_waits_for_topics_just_created_and_names_the_ones_never_created(
     finally:
         await consumer.stop()
         admin.close()
+
+
+def test_a_new_group_recovering_its_tables_hands_each_waiting_report_over_once(
+    settings_factory: SettingsFactory, worker_factory
+) -> None:
+    # A group with no commits whose tables have a changelog (a worker stopped before its first
+    # commit). Faust resumes the feeds, the flow running since it read the changelogs, a
+    # moment before it seeks them to their beginnings: the reports a fetch handed over in
+    # between were read again, and counted and forwarded twice.
+    settings = settings_factory()
+    assert run_ioc(settings, "topics", "create").returncode == 0
+    changelog = f"{settings.topic_prefix}{settings.app_id}-validator_seen-changelog"
+    ensure_topics(settings, [changelog])
+    sent = datetime.now(UTC) - timedelta(hours=1)
+    micros = (sent - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    earlier = KafkaProducer(**client_config(settings, "test-earlier-worker"))
+    try:
+        for partition in (0, 1):  # an entry of another period on each: both to recover
+            row = f"online_application_rate|son-la|{2010 + partition}"
+            earlier.send(
+                changelog,
+                key=json.dumps(row).encode(),
+                value=entry_of(micros, {uuid.uuid4().bytes: position_of(partition, 0)}),
+                partition=partition,
+            ).get(timeout=30)
+    finally:
+        earlier.close()
+    waiting = [
+        indicator_event(sent, "ict", indicator, period, value)
+        for indicator, periods, value in (
+            ("online_application_rate", ("2021", "2022", "2023"), 65.0),
+            ("dvc_online_total", ("2024-Q1", "2024-Q2", "2024-Q3"), 1886.0),
+            ("dvc_online_partial", ("2024-Q1", "2024-Q2", "2024-Q3"), 312.0),
+            ("dvc_online_full", ("2024-Q1", "2024-Q2", "2024-Q3"), 1554.0),
+        )
+        for period in periods
+    ]
+    with IndicatorProducer(settings) as producer:
+        partitions = {producer.send(event).partition for event in waiting}
+    assert partitions == {0, 1}
+
+    worker_factory(settings)
+    indicators = f"{settings.topic_prefix}ioc.indicators"
+    wait_for(
+        lambda: len(read_topic(settings, indicators)) >= len(waiting) or None,
+        60,
+        "the waiting reports forwarded",
+    )
+    time.sleep(2)  # a second reading would follow the first within a fetch or two
+    samples = scrape(settings.worker_url)
+    counts = {
+        name: sample(samples, f"ioc_events_{name}_total", source="ict") or 0.0
+        for name in ("received", "accepted", "duplicate")
+    }
+    assert counts == {"received": len(waiting), "accepted": len(waiting), "duplicate": 0}
+    assert len(read_topic(settings, indicators)) == len(waiting)

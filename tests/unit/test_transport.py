@@ -29,6 +29,8 @@ from agents.transport import (
     RecordChunk,
     RewindingConsumer,
     RewindingConsumerThread,
+    Run,
+    extended,
     key_hash,
     records_of,
     rewind_to_committed,
@@ -82,6 +84,10 @@ class _Log:
     def __init__(self) -> None:
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self.infos: list[str] = []
+
+    def info(self, message: str, *args: Any) -> None:
+        self.infos.append(message % args)
 
     def error(self, message: str, *args: Any) -> None:
         self.errors.append(message % args)
@@ -340,6 +346,77 @@ def test_only_the_unread_records_of_a_chunk_are_handed_over() -> None:
     assert c._unread(tp, record(3)) is None
     plain = record(4)
     assert c._unread(tp, plain) is plain
+
+
+def test_a_run_of_handed_offsets_grows_with_the_chunks_that_go_on_from_it() -> None:
+    run = extended(None, chunk(0, 1, 2))
+    assert run == Run(1, 0, 2)
+    run = extended(run, chunk(3, 4))
+    assert run == Run(1, 0, 4)
+    assert extended(run, chunk(2, 3, 4, 5)) == Run(1, 0, 5)  # read again, and on
+    assert extended(run, chunk(7, 8)) == Run(1, 7, 8)  # 5 and 6 not handed over: a new run
+    later = RecordChunk(TP(FEED.topic, 1), [record(5)], generation_id=2)
+    assert extended(run, later) == Run(2, 5, 5)  # a rebalance since: a new run
+
+
+def seeking(generation: int, committed: int | None) -> RewindingConsumer:
+    """A consumer in ``generation`` whose seek to the committed offsets sends the feed
+    partition back to ``committed`` (to its beginning, 0, when nothing is committed)."""
+    tp = TP(FEED.topic, 1)
+    c = consumer(expected=0, acked=[], committed=committed)
+    c._read_offset = defaultdict(lambda: None)
+    c._seeks, c._starts, c._handed, c._delivered = {}, {}, {}, {}
+
+    async def seek_to_committed() -> dict[TP, int | None]:
+        c.expect({tp: committed or 0})
+        return {tp: committed}
+
+    c.__dict__.update(
+        seek_to_committed=seek_to_committed,
+        assignment=lambda: {tp},
+        app=SimpleNamespace(consumer_generation_id=generation),
+    )
+    return c
+
+
+@pytest.mark.parametrize("committed", [None, 2])
+async def test_records_handed_over_before_recovery_s_seek_are_not_handed_over_again(
+    committed: int | None,
+) -> None:
+    # Faust resumes the stream partitions, the flow running since it read the changelogs,
+    # just before its seek to the committed offsets: a fetch in between hands records over.
+    tp = TP(FEED.topic, 1)
+    start = committed or 0
+    c = seeking(generation=1, committed=committed)
+    for message in (chunk(*range(start, start + 2)), chunk(start + 2, start + 3)):
+        c.note_handed(message)
+    await c.perform_seek()
+    assert c._unread(tp, chunk(*range(start, start + 4))) is None  # all handed over already
+    kept = c._unread(tp, chunk(*range(start + 2, start + 6)))
+    assert isinstance(kept, RecordChunk)
+    assert [r.offset for r in kept.records] == [start + 4, start + 5]
+    assert c._expected[tp] == start  # nothing is committed past one of them left unprocessed
+    assert c._delivered[tp] == start + 3  # and the last of them is still watched
+    assert "Not reading again 4 records of 1 partitions" in c.log.infos[-1]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("generation", "committed", "handed", "read_offset"),
+    [
+        (2, None, (0, 1), None),  # handed over in generation 1, before a rebalance
+        (1, None, (2, 3), None),  # 0 and 1 never handed over: they must come
+        (1, 5, (2, 3), 5),  # the run is behind the commit: the commit's seek, as Faust's
+    ],
+)
+async def test_only_a_run_of_this_generation_from_the_seek_s_offset_is_passed_over(
+    generation: int, committed: int | None, handed: tuple[int, ...], read_offset: int | None
+) -> None:
+    tp = TP(FEED.topic, 1)
+    c = seeking(generation=generation, committed=committed)
+    c.note_handed(chunk(*handed))
+    await c.perform_seek()
+    assert c._read_offset[tp] == read_offset
+    assert c.log.infos == []  # type: ignore[attr-defined]
 
 
 def delivering() -> tuple[RewindingConsumer, list[Message]]:
