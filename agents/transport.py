@@ -36,14 +36,16 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
   undone by it, and the records read again were filtered out as read. Found in the code
   after CI saw a partition stop committing for good (``tests/faults/test_join_dedupe.py``,
   lag 192 for 240 s, three live workers); that this was the cause there is not proven;
-- records handed to the streams before the seek to the committed offsets that ends table
-  recovery are not handed over again after it. Faust resumes the stream partitions, with the
-  flow already running (it read the changelogs), a moment before that seek: a fetch in
-  between hands their first records over, and the seek (to the beginning, in a new group)
-  read them again. They were processed twice, each time counted received (reproduced: a new
-  group recovering a changelog counted a waiting report twice in about a third of starts;
-  ``tests/integration/test_transport.py``). The records of one generation's contiguous run
-  from the seek's offset are passed over (:meth:`RewindingConsumer.pass_handed`);
+- a record is handed to the streams once per generation, unless it is read again on
+  purpose. Faust resumes the stream partitions, with the flow already running (it read the
+  changelogs), a moment before its seek to the committed offsets that ends table recovery:
+  a fetch in between hands their first records over, and the seek (to the beginning, in a
+  new group) read them again. They were processed twice, each time counted received and
+  forwarded (reproduced: 12 waiting reports counted 24 times, in 4 of 6 starts of a new
+  group recovering a changelog; ``tests/integration/test_transport.py``). The consumer
+  keeps the run of offsets it handed over in the generation, and hands none of them over
+  again (:meth:`RewindingConsumer._unread`); reading a partition again on purpose (a record
+  dropped) forgets its run;
 - a fetch that skips offsets of a stream partition is not handed over: the partition is read
   again from its read offset. Faust takes such a skip for a gap and commits past it, but
   the stream topics' offsets are contiguous, so the records are there, maybe unprocessed.
@@ -281,7 +283,6 @@ class RewindingConsumer(driver.Consumer):
         self._skips = {}
         self._delivered: dict[TP, int] = {}
         self._handed: dict[TP, Run] = {}
-        self._starts: Starts = {}
         super().__init__(*args, **kwargs)
         deliver = self.callback
         note = self.note_handed
@@ -295,7 +296,7 @@ class RewindingConsumer(driver.Consumer):
     def note_handed(self, message: Message) -> None:
         """Remember that ``message`` goes to the streams: the last offset of its partition
         (:meth:`dropped_tails`) and, for a chunk, the run of offsets it extends in this
-        generation (:meth:`pass_handed`)."""
+        generation (:meth:`_unread`)."""
         tp = message.tp
         self._delivered[tp] = message.offset
         if isinstance(message, RecordChunk):
@@ -419,13 +420,22 @@ class RewindingConsumer(driver.Consumer):
         """``message`` without what was read already (None if nothing is left).
 
         A record counts as read up to the last offset handed over, or from the offset of a
-        seek on (Faust's ``_read_offset``).
+        seek on (Faust's ``_read_offset``). So does a record of the run handed over in the
+        message's generation, when what is left of the message begins in that run.
         """
         r_offset = self._read_offset.get(tp)
-        if r_offset is None or message.offset < r_offset:
-            return None if r_offset is not None else message
-        if isinstance(message, RecordChunk) and message.first < r_offset:
-            kept = [record for record in message.records if record.offset >= r_offset]
+        last = message.offset
+        if r_offset is not None and last < r_offset:
+            return None
+        first = getattr(message, "first", last)
+        keep = first if r_offset is None else max(first, r_offset)
+        run = self._handed.get(tp)
+        if run is not None and run.generation == message.generation_id and run.first <= keep:
+            keep = max(keep, run.last + 1)
+        if keep > last:
+            return None
+        if keep > first and isinstance(message, RecordChunk):
+            kept = [record for record in message.records if record.offset >= keep]
             return RecordChunk(tp, kept, message.generation_id)
         return message
 
@@ -490,42 +500,10 @@ class RewindingConsumer(driver.Consumer):
         self._seeks[tp] = self._seeks.get(tp, 0) + 1
 
     async def perform_seek(self) -> None:
-        """Faust's seek to the committed offsets, counted for every assigned partition;
-        records handed over from there in this generation are not handed over again."""
-        self._starts = {}
+        """Faust's seek to the committed offsets, counted for every assigned partition."""
         await super().perform_seek()
         for tp in self.assignment():
             self._seeks[tp] = self._seeks.get(tp, 0) + 1
-        self.pass_handed(self._starts)
-
-    def pass_handed(self, starts: Starts) -> None:
-        """Read each partition of ``starts`` on from past the records of the run handed to
-        the streams in this generation, when the run covers its start.
-
-        The records of that run have been processed, or are being processed, over the tables
-        as recovered (Faust resumes stream partitions only once recovery is done). The seek
-        back to ``starts`` would hand them over again. The partition's position stays at the
-        start; the fetches from there are filtered by the read offset (:meth:`_unread`), so
-        a record handed over while the seek was made is passed over too. The next record to
-        commit from stays the start: nothing past a record of the run that does not get
-        processed is committed. Not said per partition: once per seek, when any is passed.
-        """
-        generation = self.app.consumer_generation_id
-        passed: dict[TP, int] = {}
-        for tp, start in starts.items():
-            run = self._handed.get(tp)
-            if run is None or run.generation != generation or not run.first <= start <= run.last:
-                continue
-            passed[tp] = run.last - start + 1
-            self._read_offset[tp] = run.last + 1
-            self._delivered[tp] = run.last  # its tail is still checked (dropped_tails)
-        if passed:
-            self.log.info(
-                "Không đọc lại %d bản ghi của %d partition đã chuyển cho agent trước khi quay "
-                "về offset đã commit / Not reading again %d records of %d partitions handed "
-                "to the agents before the seek to the committed offsets",
-                *(sum(passed.values()), len(passed)) * 2,
-            )
 
     def ack(self, message: Message) -> bool:
         """Mark a message processed; a chunk marks every offset from its first to its last."""
@@ -551,12 +529,31 @@ class RewindingConsumer(driver.Consumer):
             return True
 
     def expect(self, starts: Starts) -> None:
-        """After a seek: each partition's next record to process is at ``starts[tp]``."""
+        """After a seek: each partition's next record to process is at ``starts[tp]``.
+
+        A partition whose records from there were handed over in this generation already
+        (Faust resumes the streams just before this seek, when it ends table recovery) will
+        not have them handed over again (:meth:`_unread`); the last of them is still
+        watched (:meth:`dropped_tails`). That is said once per seek.
+        """
         self._expected.update(starts)
-        self._starts.update(starts)
-        for tp in starts:
+        generation = self.app.consumer_generation_id
+        passed: dict[TP, int] = {}
+        for tp, start in starts.items():
             self._rewind.pop(tp, None)
-            self._delivered.pop(tp, None)  # nothing handed over from the new position yet
+            run = self._handed.get(tp)
+            if run is not None and run.generation == generation and run.first <= start <= run.last:
+                passed[tp] = run.last - start + 1
+                self._delivered[tp] = run.last
+            else:
+                self._delivered.pop(tp, None)  # nothing handed over from the new position yet
+        if passed:
+            self.log.info(
+                "Không chuyển lại cho agent %d bản ghi của %d partition đã chuyển trước khi quay "
+                "về offset đã commit / Not handing the agents again %d records of %d partitions "
+                "handed over before the seek to the committed offsets",
+                *(sum(passed.values()), len(passed)) * 2,
+            )
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
@@ -670,6 +667,7 @@ class RewindingConsumer(driver.Consumer):
         self.log.warning(message, tp, offset, tp, offset)
         self._rewound[tp] = (offset, time.monotonic())
         self._delivered.pop(tp, None)
+        self._handed.pop(tp, None)  # its records come again on purpose
         await self.seek(tp, offset)
 
     async def commit(self, *args: Any, **kwargs: Any) -> bool:
