@@ -463,6 +463,37 @@ def delivering() -> tuple[RewindingConsumer, list[Message]]:
     return c, received
 
 
+async def test_the_records_after_a_run_handed_over_are_not_taken_for_a_skip() -> None:
+    # A rebalance: records 90..105 handed over just before the seek back to the commit, 90.
+    tp = TP(FEED.topic, 1)
+    c, received = delivering()
+    c._handed[tp] = Run(1, 90, 105)
+    await c.seek(tp, 90)
+    kept = c._unread(tp, chunk(*range(90, 111)))
+    assert isinstance(kept, RecordChunk)
+    assert (kept.first, kept.offset) == (106, 110)
+    assert c._read_offset[tp] == 105  # as handing 105 over left it
+    await c._deliver(tp, kept, c._seeks[tp])
+    assert [m.offset for m in received] == [110]
+    assert c.log.warnings == []  # type: ignore[attr-defined]
+    assert c.log.errors == []  # type: ignore[attr-defined]
+    assert not c._gap[tp]
+
+
+def test_a_run_that_begins_past_the_read_offset_is_not_passed_over() -> None:
+    # 51..59 were not handed over in this generation: the fetch's skip must show, and the
+    # records read again from 50 come with the run's.
+    tp = TP(FEED.topic, 1)
+    c, _ = delivering()
+    c._handed[tp] = Run(1, 60, 70)
+    c._read_offset[tp] = 50
+    fetched = chunk(*range(60, 76))
+    assert c._unread(tp, fetched) is fetched
+    again = chunk(*range(50, 76))
+    assert c._unread(tp, again) is again
+    assert c._read_offset[tp] == 50
+
+
 async def test_a_fetch_older_than_a_seek_does_not_undo_it() -> None:
     tp = TP(FEED.topic, 1)
     c, received = delivering()
