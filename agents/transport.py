@@ -56,7 +56,9 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
   ``tests/faults/test_join_dedupe.py``: 15 rollup records produced while one worker sought
   (offsets 189 to 203 of one partition) were never processed, its commit jumped from 103 to
   256, and three province rollups came out short. Only a skip that reading again brings
-  back (retention deleted the records) is taken as a gap, and logged as an error.
+  back (retention deleted the records) is taken as a gap, and logged as an error. A fetch
+  that goes on right after the records handed over in the generation (the run above) skips
+  nothing: the records the seek set the read offset back over are the run's.
 
 It hands the streams whole fetches instead of single records (:class:`RecordChunk`): Faust's
 delivery of one message (its drain loop, the conductor, the stream's iterator, the ack) costs
@@ -421,11 +423,12 @@ class RewindingConsumer(driver.Consumer):
 
         A record counts as read up to the last offset handed over, or from the offset of a
         seek on (Faust's ``_read_offset``). So does a record of the run handed over in the
-        message's generation, when what is left of the message begins in that run and the
-        run goes on from the read offset; the read offset then moves to the run's last, as
-        handing it over did. Else the fetch loop would take the records after the run for a
-        fetch that skipped offsets, and the records read again for a gap (seen in the fault
-        suite, right after the seeks of rebalances).
+        message's generation, when what is left of the message begins in that run (or right
+        after it) and the run goes on from the read offset; the read offset then moves to the
+        run's last, as handing it over did. Else the fetch loop would take the records after
+        the run for a fetch that skipped offsets: read again, and then the run's records for
+        a gap (seen in the fault suite, right after the seeks of rebalances), or, for a fetch
+        made before the seek that goes on after the run, read again once for nothing.
         """
         r_offset = self._read_offset.get(tp)
         last = message.offset
@@ -437,7 +440,7 @@ class RewindingConsumer(driver.Consumer):
         if (
             run is not None
             and run.generation == message.generation_id
-            and run.first <= keep <= run.last
+            and run.first <= keep <= run.last + 1
             and (r_offset is None or run.first <= r_offset + 1)
         ):
             keep = run.last + 1

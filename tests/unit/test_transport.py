@@ -480,6 +480,22 @@ async def test_the_records_after_a_run_handed_over_are_not_taken_for_a_skip() ->
     assert not c._gap[tp]
 
 
+async def test_a_fetch_that_goes_on_right_after_the_run_is_not_taken_for_a_skip() -> None:
+    # A fetch made while the seek back to the commit, 90, was made goes on from the position
+    # after the run handed over before it (90..105).
+    tp = TP(FEED.topic, 1)
+    c, received = delivering()
+    c._handed[tp] = Run(1, 90, 105)
+    await c.seek(tp, 90)
+    after = chunk(106, 107)
+    assert c._unread(tp, after) is after
+    assert c._read_offset[tp] == 105
+    await c._deliver(tp, after, c._seeks[tp])
+    assert [m.offset for m in received] == [107]
+    assert c.log.warnings == []  # type: ignore[attr-defined]
+    assert not c._gap[tp]
+
+
 def test_a_run_that_begins_past_the_read_offset_is_not_passed_over() -> None:
     # 51..59 were not handed over in this generation: the fetch's skip must show, and the
     # records read again from 50 come with the run's.
