@@ -1,20 +1,25 @@
-"""Helpers shared by the test suites: deadline waits and metric scraping."""
+"""Helpers shared by the test suites: deadline waits, metric scraping, and what an earlier
+worker left on a changelog."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from ioc.local.worker import http_get
 from ioc.settings import Settings, settings_env
 from streams.events import IndicatorEvent
+from streams.kafka_config import client_config
+from streams.topics import ensure_topics
 
 T = TypeVar("T")
 
@@ -62,6 +67,35 @@ def sample(
 ) -> float | None:
     """The value of one series, or None when absent."""
     return samples.get((name, frozenset(labels.items())))
+
+
+def event_counts(settings: Settings, source: str, *names: str) -> dict[str, float]:
+    """``ioc_events_<name>_total`` of ``source`` for each name, from one scrape (0 if absent)."""
+    samples = scrape(settings.worker_url)
+    return {
+        name: sample(samples, f"ioc_events_{name}_total", source=source) or 0.0 for name in names
+    }
+
+
+def epoch_micros(moment: datetime) -> int:
+    """``moment`` in microseconds since 1970, as dedupe entries hold their sent time."""
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def write_dedupe_entries(settings: Settings, rows: Sequence[tuple[str, bytes, int]]) -> str:
+    """Write ``rows`` (key ``indicator|area|period``, value, partition) to the validator's
+    dedupe changelog, as an earlier worker left them; return the changelog's name."""
+    changelog = f"{settings.topic_prefix}{settings.app_id}-validator_seen-changelog"
+    ensure_topics(settings, [changelog])
+    producer = KafkaProducer(**client_config(settings, "test-earlier-worker"))
+    try:
+        for row, value, partition in rows:
+            producer.send(
+                changelog, key=json.dumps(row).encode(), value=value, partition=partition
+            ).get(timeout=30)
+    finally:
+        producer.close()
+    return changelog
 
 
 def run_ioc(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -9,17 +9,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kafka import KafkaProducer
 
 from agents.gatekeeper import position_of, remembered
 from ioc.settings import Settings
 from streams.events import IndicatorEvent
-from streams.kafka_config import client_config
 from streams.producer import IndicatorProducer
 from streams.reader import read_records, read_topic
-from streams.topics import ensure_topics
 from tests.conftest import SettingsFactory
-from tests.support import indicator_event, run_ioc, sample, scrape, wait_for
+from tests.support import (
+    epoch_micros,
+    event_counts,
+    indicator_event,
+    run_ioc,
+    sample,
+    scrape,
+    wait_for,
+    write_dedupe_entries,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -120,29 +126,15 @@ def test_dedupe_entries_written_as_json_by_earlier_code_still_hold_after_an_upgr
     seen = indicator_event(sent, "ict", "online_application_rate", "2023", 69.46)
     with IndicatorProducer(settings) as producer:
         delivery = producer.send(seen)
-    micros = (seen.sent_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    micros = epoch_micros(seen.sent_at)
     row = f"{seen.indicator}|{seen.area}|{seen.period}"
-    changelog = f"{settings.topic_prefix}{settings.app_id}-validator_seen-changelog"
-    ensure_topics(settings, [changelog])
-    old = KafkaProducer(**client_config(settings, "test-old-worker"))
-    try:
-        old.send(
-            changelog,
-            key=json.dumps(row).encode(),
-            value=json.dumps(f"{micros:x} {seen.event_id.hex} -").encode(),
-            partition=delivery.partition,
-        ).get(timeout=30)
-    finally:
-        old.close()
+    old_entry = json.dumps(f"{micros:x} {seen.event_id.hex} -").encode()
+    changelog = write_dedupe_entries(settings, [(row, old_entry, delivery.partition)])
 
     worker_factory(settings)
 
     def dropped() -> dict[str, float] | None:
-        samples = scrape(settings.worker_url)
-        counts = {
-            name: sample(samples, f"ioc_events_{name}_total", source="ict") or 0.0
-            for name in ("received", "duplicate", "accepted")
-        }
+        counts = event_counts(settings, "ict", "received", "duplicate", "accepted")
         return counts if counts["duplicate"] else None
 
     counts = wait_for(dropped, 60, "the report seen by the earlier worker, dropped as a duplicate")

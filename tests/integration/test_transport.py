@@ -3,14 +3,12 @@ the topics it reads, and hands each record to the agents once."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import aiokafka
 import pytest
-from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from agents.gatekeeper import entry_of, position_of
@@ -18,9 +16,15 @@ from agents.transport import wait_until_visible
 from streams.kafka_config import client_config
 from streams.producer import IndicatorProducer
 from streams.reader import read_topic
-from streams.topics import ensure_topics
 from tests.conftest import SettingsFactory
-from tests.support import indicator_event, run_ioc, sample, scrape, wait_for
+from tests.support import (
+    epoch_micros,
+    event_counts,
+    indicator_event,
+    run_ioc,
+    wait_for,
+    write_dedupe_entries,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -56,22 +60,13 @@ def test_a_new_group_recovering_its_tables_hands_each_waiting_report_over_once(
     # between were read again, and counted and forwarded twice.
     settings = settings_factory()
     assert run_ioc(settings, "topics", "create").returncode == 0
-    changelog = f"{settings.topic_prefix}{settings.app_id}-validator_seen-changelog"
-    ensure_topics(settings, [changelog])
     sent = datetime.now(UTC) - timedelta(hours=1)
-    micros = (sent - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    earlier = KafkaProducer(**client_config(settings, "test-earlier-worker"))
-    try:
-        for partition in (0, 1):  # an entry of another period on each: both to recover
-            row = f"online_application_rate|son-la|{2010 + partition}"
-            earlier.send(
-                changelog,
-                key=json.dumps(row).encode(),
-                value=entry_of(micros, {uuid.uuid4().bytes: position_of(partition, 0)}),
-                partition=partition,
-            ).get(timeout=30)
-    finally:
-        earlier.close()
+    entry = entry_of(epoch_micros(sent), {uuid.uuid4().bytes: position_of(0, 0)})
+    # An entry of another period on each partition: both have a table to recover.
+    write_dedupe_entries(
+        settings,
+        [(f"online_application_rate|son-la|{2010 + p}", entry, p) for p in (0, 1)],
+    )
     waiting = [
         indicator_event(sent, "ict", indicator, period, value)
         for indicator, periods, value in (
@@ -94,10 +89,6 @@ def test_a_new_group_recovering_its_tables_hands_each_waiting_report_over_once(
         "the waiting reports forwarded",
     )
     time.sleep(2)  # a second reading would follow the first within a fetch or two
-    samples = scrape(settings.worker_url)
-    counts = {
-        name: sample(samples, f"ioc_events_{name}_total", source="ict") or 0.0
-        for name in ("received", "accepted", "duplicate")
-    }
+    counts = event_counts(settings, "ict", "received", "accepted", "duplicate")
     assert counts == {"received": len(waiting), "accepted": len(waiting), "duplicate": 0}
     assert len(read_topic(settings, indicators)) == len(waiting)
