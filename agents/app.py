@@ -168,6 +168,7 @@ def create_app(
         # A crashed worker (no LeaveGroup) holds its partitions until its session expires:
         # Faust's 60 s default is a minute of silence on the wall; heartbeats every third.
         broker_session_timeout=settings.session_timeout,
+        broker_commit_interval=settings.commit_seconds,
         broker_heartbeat_interval=settings.session_timeout / 3,
         consumer_auto_offset_reset="earliest",
         # The group notices new partitions (or topics it missed) at a metadata refresh:

@@ -145,6 +145,13 @@ class Settings(BaseSettings):
         le=300,
         description="Seconds before a crashed worker's partitions move to another worker.",
     )
+    commit_seconds: float = Field(
+        default=2.8,
+        gt=0,
+        le=600,
+        description="How often the worker commits the offsets it processed (Faust's 2.8 s by "
+        "default); what a crashed worker had not committed is read again by the next.",
+    )
     worker_stop_seconds: float = Field(
         default=20.0,
         ge=1,

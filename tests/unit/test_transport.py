@@ -669,3 +669,13 @@ async def test_the_workers_fetches_wait_a_tenth_of_a_second_not_faust_s_one_and_
     thread.thread_loop.close()  # the loop the thread would have run in
     assert ours._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
     assert faust_s._fetch_max_wait_ms == 1500  # what this overrides; if Faust changes it, look
+
+
+def test_the_worker_commits_as_often_as_its_settings_say() -> None:
+    # What a revoke must commit is what was processed since the last of these commits.
+    registry = CollectorRegistry()
+    monitor = create_app(
+        Settings(commit_seconds=7.5), default_catalogue(), SystemClock(), registry=registry
+    )
+    assert monitor.app.conf.broker_commit_interval == 7.5
+    assert Settings().commit_seconds == 2.8  # Faust's own default
