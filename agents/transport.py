@@ -46,6 +46,14 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
   keeps the run of offsets it handed over in the generation, and hands none of them over
   again (:meth:`RewindingConsumer._unread`); reading a partition again on purpose (a record
   dropped) forgets its run;
+- a partition given up at a rebalance has what was processed of it committed first. Faust's
+  consumer forgets the acked offsets of revoked partitions, then runs the app's handler,
+  which waits for the streams and commits: that commit had nothing left to commit, and the
+  partitions' next owners read again everything processed since the last periodic commit,
+  up to ``IOC_COMMIT_SECONDS`` (2.8 s) of it (faust-streaming issue 502; reproduced: 2,740
+  reports counted for 1,920 streamed while a second worker joined; with no periodic commit,
+  every report processed before the join was read again,
+  ``tests/integration/test_rebalance.py``);
 - a fetch that skips offsets of a stream partition is not handed over: the partition is read
   again from its read offset. Faust takes such a skip for a gap and commits past it, but
   the stream topics' offsets are contiguous, so the records are there, maybe unprocessed.
@@ -83,6 +91,7 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage, Message, ack_lock
+from faust.utils.tracing import traced_from_parent_span
 from mode import ServiceT
 from mode.utils.futures import notify
 
@@ -285,6 +294,8 @@ class RewindingConsumer(driver.Consumer):
         self._skips = {}
         self._delivered: dict[TP, int] = {}
         self._handed: dict[TP, Run] = {}
+        #: The partitions of the revoke under way, if any.
+        self._revoking: Set[TP] = set()
         super().__init__(*args, **kwargs)
         deliver = self.callback
         note = self.note_handed
@@ -569,15 +580,50 @@ class RewindingConsumer(driver.Consumer):
             )
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Commit what was processed of ``revoked``, then forget them.
+
+        Faust's own (``faust.transport.consumer.Consumer``) forgets the partitions' acked
+        offsets first, then runs the app's handler, which waits for the streams and commits:
+        that commit had nothing left to commit. Whatever was processed since the last
+        periodic commit (up to ``broker_commit_interval``, 2.8 s) was read again by the
+        partition's next owner, and counted and forwarded again (faust-streaming issue 502).
+        """
+        span = self.app._start_span_from_rebalancing("on_partitions_revoked")
+        trace = traced_from_parent_span(span)
+        with span:
+            if self._active_partitions is not None:
+                self._active_partitions.difference_update(revoked)
+            self._paused_partitions.difference_update(revoked)
+            self._revoking = revoked
+            try:
+                # Stops the flow, waits for the streams to ack what they hold, and commits.
+                await trace(self._on_partitions_revoked, partitions=revoked)(revoked)
+                # That commit commits nothing when a periodic one is under way (it waits
+                # for it), maybe one that counted its offsets before the last acks: commit
+                # again, now that nothing is acked any more.
+                await self.commit(revoked)
+            finally:
+                self._revoking = set()
+                self._forget(revoked)
+
+    def _forget(self, revoked: Set[TP]) -> None:
+        """Drop what this consumer, and Faust's, kept about partitions it no longer has."""
         for tp in revoked:
-            self._expected.pop(tp, None)
-            self._rewind.pop(tp, None)
-            self._rewound.pop(tp, None)
-            self._quiet.pop(tp, None)
-            self._delivered.pop(tp, None)
-            self._skips.pop(tp, None)
-            self._handed.pop(tp, None)
-        await super().on_partitions_revoked(revoked)
+            for kept in (
+                self._gap,
+                self._acked,
+                self._acked_index,
+                self._read_offset,
+                self._committed_offset,
+                self._expected,
+                self._rewind,
+                self._rewound,
+                self._quiet,
+                self._delivered,
+                self._skips,
+                self._handed,
+            ):
+                kept.pop(tp, None)
 
     def _new_offset(self, tp: TP) -> int | None:
         expected = self._expected.get(tp)
@@ -645,6 +691,8 @@ class RewindingConsumer(driver.Consumer):
         assigned = self.assignment()
         for tp in self.dropped_tails(in_flight):
             expected = self._expected[tp]
+            if tp in self._revoking:
+                continue  # its records were cleared from the streams: its next owner reads them
             if tp in assigned and self._may_read_again(tp, expected):
                 await self._read_again(
                     tp,
@@ -691,6 +739,9 @@ class RewindingConsumer(driver.Consumer):
             self.log.exception("Kiểm tra bản ghi bị bỏ sót lỗi / The dropped-record check failed")
         rewind, self._rewind = self._rewind, {}
         for tp, offset in rewind.items():
+            # A partition being revoked is read from its commit by its next owner.
+            if tp in self._revoking:
+                continue
             if tp in self.assignment() and self._may_read_again(tp, offset):
                 await self._read_again(
                     tp,

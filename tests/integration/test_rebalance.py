@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ from ioc.settings import Settings
 from streams.catalogue import default_catalogue
 from streams.producer import IndicatorProducer
 from tests.conftest import SettingsFactory
-from tests.support import indicator_event, scrape, wait_for
+from tests.support import event_counts, indicator_event, scrape, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +107,55 @@ def test_series_are_exported_once_through_joins_and_leaves(
     )
     assert commune_total == expected_total
     assert total([second, third]) >= expected_total
+
+
+def test_a_worker_giving_partitions_up_commits_what_it_processed(
+    settings_factory: SettingsFactory, worker_factory
+) -> None:
+    # Faust forgot the acked offsets of revoked partitions before committing them, so the
+    # commit at a revoke had nothing to commit: the partitions' next owners read again what
+    # was processed since the last periodic commit, and counted it again. Here no periodic
+    # commit comes (every 10 minutes), so everything the first worker processed before the
+    # second joins is committed at the revoke, or read again.
+    catalogue = default_catalogue()
+    communes = catalogue.areas_on(DAY, level="commune")
+    first = settings_factory(partitions=2, commit_seconds=600.0)
+    worker_factory(first)
+    sent_at = datetime.now(UTC) - timedelta(days=1)
+    before, after = (
+        [
+            indicator_event(sent_at, "police", "eid_activated", quarter, 1000.0 + i, commune)
+            for i, commune in enumerate(communes)
+        ]
+        for quarter in ("2024-Q2", "2024-Q3")
+    )
+    second = first.model_copy(
+        update={"worker_port": free_port(), "worker_data_dir": first.worker_data_dir / "b"}
+    )
+
+    def counted(*workers: Settings) -> dict[str, float]:
+        """Police reports received, accepted, duplicate and rejected, over ``workers``."""
+        names = ("received", "accepted", "duplicate", "rejected")
+        per_worker = [event_counts(w, "police", *names) for w in workers]
+        return {name: sum(c[name] for c in per_worker) for name in names}
+
+    with IndicatorProducer(first) as producer:
+        assert {producer.send(event).partition for event in before} == {0, 1}
+        wait_for(
+            lambda: counted(first)["accepted"] == len(before) or None,
+            60,
+            "the first worker's share",
+        )
+        worker_factory(second)  # the first gives every partition up, and gets half back
+        producer.send_many(after)  # both take their share after the rebalance
+    sent = len(before) + len(after)
+    wait_for(
+        lambda: counted(first, second)["accepted"] >= sent or None, 60, "every report accepted"
+    )
+    time.sleep(3)  # a second reading would follow within a fetch or two
+    assert counted(first, second) == {
+        "received": sent,
+        "accepted": sent,
+        "duplicate": 0,
+        "rejected": 0,
+    }

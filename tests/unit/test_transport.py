@@ -15,6 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types.tuples import Message
+from faust.utils.tracing import noop_span
 from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import Interval, IntervalTree
@@ -669,6 +670,104 @@ async def test_the_workers_fetches_wait_a_tenth_of_a_second_not_faust_s_one_and_
     thread.thread_loop.close()  # the loop the thread would have run in
     assert ours._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 100
     assert faust_s._fetch_max_wait_ms == 1500  # what this overrides; if Faust changes it, look
+
+
+def revoking(acked: list[int]) -> tuple[RewindingConsumer, list[dict[TP, int]], list[str]]:
+    """A consumer expecting offset 5 of the feed partition, with ``acked`` processed since
+    its last commit, whose app handler commits at a revoke (as Faust's does, once the
+    streams are empty). Returns it, what each of its commits committed, and its calls."""
+    tp = TP(FEED.topic, 1)
+    c = consumer(expected=5, acked=acked, committed=5)
+    last = max(acked, default=4)
+    c._read_offset = defaultdict(lambda: None, {tp: last})
+    c._quiet, c._delivered, c._skips = {}, {tp: last}, {}
+    c._handed, c._revoking = {tp: Run(1, 5, last)}, set()
+    c._active_partitions, c._paused_partitions = {tp}, set()
+    c._commit_fut = None
+    committed: list[dict[TP, int]] = []
+    calls: list[str] = []
+
+    async def commit(topics: Any = None, start_new_transaction: bool = True) -> bool:
+        if c._commit_fut is not None:  # Faust's: wait for the commit under way, commit nothing
+            await c._commit_fut
+            calls.append("skipped")
+            return False
+        calls.append("commit")
+        offsets = c._filter_committable_offsets(topics or {tp})
+        committed.append(offsets)
+        return bool(offsets)
+
+    async def app_handler(revoked: set[TP]) -> None:
+        calls.append("handler")
+        await c.commit(revoked)
+
+    c.__dict__.update(
+        commit=commit,
+        _on_partitions_revoked=app_handler,
+        app=SimpleNamespace(_start_span_from_rebalancing=lambda name: noop_span()),
+        diag=SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None),
+    )
+    return c, committed, calls
+
+
+async def test_a_revoke_commits_what_was_processed_then_forgets_the_partition() -> None:
+    tp = TP(FEED.topic, 1)
+    c, committed, calls = revoking(acked=[5, 6, 7])
+    await c.on_partitions_revoked({tp})
+    assert calls[0] == "handler"
+    assert committed[0] == {tp: 8}  # the handler's commit: everything processed
+    for kept in (c._acked, c._read_offset, c._committed_offset, c._expected, c._handed):
+        assert tp not in kept
+    assert c._active_partitions == set()
+    assert c._revoking == set()
+
+
+async def test_faust_alone_forgets_the_acks_before_its_revoke_commit() -> None:
+    # Why the override exists: Faust's drops the acked offsets, then runs the handler.
+    tp = TP(FEED.topic, 1)
+    c, committed, _ = revoking(acked=[5, 6, 7])
+    await driver.Consumer.on_partitions_revoked(c, {tp})
+    assert committed == [{}]  # the next owner reads 5, 6 and 7 again
+
+
+async def test_a_revoke_commits_again_after_a_commit_that_was_under_way() -> None:
+    # A periodic commit counted its offsets before 7 was acked, and was still under way when
+    # the handler committed: the handler's commit waited for it and committed nothing.
+    tp = TP(FEED.topic, 1)
+    c, committed, calls = revoking(acked=[5, 6, 7])
+    under_way: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    c._commit_fut = under_way
+
+    def done() -> None:  # as Faust's commit ends: no commit under way, then its waiters woken
+        c._commit_fut = None
+        under_way.set_result(None)
+
+    asyncio.get_running_loop().call_soon(done)
+    await c.on_partitions_revoked({tp})
+    assert calls == ["handler", "skipped", "commit"]
+    assert committed == [{tp: 8}]
+
+
+async def test_a_partition_being_revoked_is_not_read_again() -> None:
+    # The streams' queues were cleared: its records look dropped, but its next owner reads
+    # them from the commit.
+    tp = TP(FEED.topic, 1)
+    c = tails()
+    c._revoking = {tp}
+    seeks: list[tuple[TP, int]] = []
+
+    async def seek(partition: TP, offset: int) -> None:
+        seeks.append((partition, offset))
+
+    c.__dict__.update(seek=seek, assignment=lambda: {tp})
+    c._unacked_messages, c._handed = WeakSet(), {}
+    for _ in range(2):
+        await c._rewind_dropped_tails()
+    assert seeks == []
+    c._revoking = set()
+    await c._rewind_dropped_tails()
+    await c._rewind_dropped_tails()
+    assert seeks == [(tp, 5)]
 
 
 def test_the_worker_commits_as_often_as_its_settings_say() -> None:
