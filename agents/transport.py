@@ -86,6 +86,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
 
 import aiokafka
+from aiokafka.errors import IllegalStateError
 from aiokafka.partitioner import murmur2
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
@@ -336,6 +337,15 @@ class RewindingConsumer(driver.Consumer):
             try:
                 await self._read_changelogs_again(records, set(), changelogs)
                 await self.perform_seek()
+            except IllegalStateError as exc:
+                # "No current assignment for partition": the assignment changed during the
+                # seek (a rebalance), and the new one's table recovery seeks again.
+                self.log.info(
+                    "Phân công partition đã đổi trong lúc quay lại offset đã commit; phân công "
+                    "mới sẽ quay lại / The assignment changed during the seek back to the "
+                    "committed offsets; the new assignment seeks again (%s)",
+                    exc,
+                )
             except Exception:  # as Faust: the next fetch seeks again; logged, not raised
                 self.log.exception(
                     "Không quay lại được offset đã commit / Seeking back to the committed "

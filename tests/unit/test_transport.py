@@ -11,6 +11,7 @@ from weakref import WeakSet
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
@@ -95,6 +96,9 @@ class _Log:
 
     def warning(self, message: str, *args: Any) -> None:
         self.warnings.append(message % args)
+
+    def exception(self, message: str, *args: Any) -> None:
+        self.errors.append(message % args)
 
     def dev(self, message: str, *args: Any) -> None:
         pass
@@ -768,6 +772,33 @@ async def test_a_partition_being_revoked_is_not_read_again() -> None:
     await c._rewind_dropped_tails()
     await c._rewind_dropped_tails()
     assert seeks == [(tp, 5)]
+
+
+@pytest.mark.parametrize(
+    ("failure", "said"),
+    [
+        (IllegalStateError("No current assignment for partition"), "infos"),
+        (RuntimeError("broker gone"), "errors"),
+    ],
+)
+async def test_a_seek_a_rebalance_overtook_is_said_and_any_other_failure_is_an_error(
+    failure: Exception, said: str
+) -> None:
+    # The flow stops for a rebalance; the fetch's records are dropped and the partitions
+    # sought back to their commits. When the assignment changes during that seek, aiokafka
+    # refuses it: the new assignment's recovery seeks again, so that is no error.
+    feed = TP(FEED.topic, 0)
+    stopped = fetching({feed: [SimpleNamespace(offset=5)]}, {feed}, flow=False)
+
+    async def perform_seek() -> None:
+        raise failure
+
+    stopped.__dict__.update(perform_seek=perform_seek, log=_Log())
+    assert [tp async for tp, _ in stopped.getmany(timeout=1.0)] == []
+    log = stopped.log
+    assert len(getattr(log, said)) == 1
+    assert len(log.infos) + len(log.errors) == 1
+    assert "committed offsets" in getattr(log, said)[0]
 
 
 def test_the_worker_commits_as_often_as_its_settings_say() -> None:
