@@ -336,6 +336,30 @@ def test_a_chunk_acks_nothing_below_the_committed_offset() -> None:
     assert c._new_offset(tp) == 9
 
 
+def test_a_commit_past_the_expected_offset_does_not_stall_the_partition() -> None:
+    # A commit the seek did not see covered 5 to 8: the seek expects 5, and reading again
+    # from 5 brings records whose acks, below the commit, are never recorded.
+    tp = TP(FEED.topic, 1)
+    c = acking(expected=5, committed=9)
+    c.ack(chunk(5, 6, 7, 8, 9, 10))
+    assert sorted(c._acked[tp]) == [9, 10]
+    assert c._new_offset(tp) == 11
+    assert c._rewind == {}  # not read again, every 30 s, for ever
+
+
+async def test_nothing_is_committed_on_a_partition_before_its_seek_in_the_generation() -> None:
+    # Records handed over before the seek that ends table recovery are processed and acked;
+    # a commit of them then could land after the seek read the commit before it.
+    tp = TP(FEED.topic, 1)
+    c = seeking(generation=1, committed=5)
+    c._expected.clear()  # a new generation: not sought yet
+    c._acked[tp], c._acked_index[tp] = [5, 6, 7], {5, 6, 7}
+    assert c._new_offset(tp) is None
+    assert c._acked[tp] == [5, 6, 7]  # kept for the first commit after the seek
+    await c.perform_seek()
+    assert c._new_offset(tp) == 8
+
+
 def test_only_the_unread_records_of_a_chunk_are_handed_over() -> None:
     tp = TP(FEED.topic, 1)
     c = RewindingConsumer.__new__(RewindingConsumer)
