@@ -53,7 +53,9 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
   up to ``IOC_COMMIT_SECONDS`` (2.8 s) of it (faust-streaming issue 502; reproduced: 2,740
   reports counted for 1,920 streamed while a second worker joined; with no periodic commit,
   every report processed before the join was read again,
-  ``tests/integration/test_rebalance.py``);
+  ``tests/integration/test_rebalance.py``). Nothing is committed on a partition before its
+  seek in the generation either: a commit of the records handed over before that seek raced
+  it (:meth:`RewindingConsumer._new_offset`);
 - a fetch that skips offsets of a stream partition is not handed over: the partition is read
   again from its read offset. Faust takes such a skip for a gap and commits past it, but
   the stream topics' offsets are contiguous, so the records are there, maybe unprocessed.
@@ -715,8 +717,6 @@ class RewindingConsumer(driver.Consumer):
         assigned = self.assignment()
         for tp in self.dropped_tails(in_flight):
             expected = self._expected[tp]
-            if tp in self._revoking:
-                continue  # its records were cleared from the streams: its next owner reads them
             if tp in assigned and self._may_read_again(tp, expected):
                 await self._read_again(
                     tp,
@@ -728,7 +728,10 @@ class RewindingConsumer(driver.Consumer):
     def _may_read_again(self, tp: TP, offset: int) -> bool:
         """Whether to read ``tp`` again from ``offset`` now: at once the first time, then each
         :data:`REREAD_SECONDS` at most, with an error each time (the record is never skipped,
-        and nothing past it is committed)."""
+        and nothing past it is committed). Never while ``tp`` is being revoked: its records
+        were cleared from the streams, and its next owner reads them from the commit."""
+        if tp in self._revoking:
+            return False
         last = self._rewound.get(tp)
         if last is None or last[0] != offset:
             return True
@@ -763,9 +766,6 @@ class RewindingConsumer(driver.Consumer):
             self.log.exception("Kiểm tra bản ghi bị bỏ sót lỗi / The dropped-record check failed")
         rewind, self._rewind = self._rewind, {}
         for tp, offset in rewind.items():
-            # A partition being revoked is read from its commit by its next owner.
-            if tp in self._revoking:
-                continue
             if tp in self.assignment() and self._may_read_again(tp, offset):
                 await self._read_again(
                     tp,

@@ -108,7 +108,7 @@ def consumer(expected: int, acked: list[int], committed: int | None = None) -> R
     """A consumer's offset bookkeeping, without a broker (only what ``_new_offset`` reads)."""
     tp = TP(FEED.topic, 1)
     c = RewindingConsumer.__new__(RewindingConsumer)
-    c._expected, c._rewind, c._rewound = {tp: expected}, {}, {}
+    c._expected, c._rewind, c._rewound, c._revoking = {tp: expected}, {}, {}, set()
     c._acked = defaultdict(list, {tp: list(acked)})
     c._acked_index = defaultdict(set, {tp: set(acked)})
     c._gap = defaultdict(IntervalTree)
