@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from streams.events import IndicatorEvent
+from streams.periods import LOCAL_TZ
 
 if TYPE_CHECKING:
     from streams.catalogue import Catalogue
@@ -197,7 +198,9 @@ def check_against_catalogue(  # noqa: PLR0911 - one early return per rule, in or
             f"the indicator is reported per {indicator.period_type}",
             f"a {indicator.period_type} period", event.period,
         )  # fmt: skip
-    if period.start > now:
+    # Begun: its first day is no later than today in the province (the start, its local
+    # midnight, no later than now), compared as dates: an aware comparison costs more.
+    if period.first_day > now.astimezone(LOCAL_TZ).date():
         return _reject(
             "future_period", "period", "kỳ báo cáo chưa bắt đầu", "the period has not begun",
             "a period that has begun", event.period,

@@ -103,3 +103,16 @@ def test_district_after_the_2025_reform_does_not_exist() -> None:
     rejection = check_against_catalogue(after, default_catalogue(), later)
     assert rejection is not None
     assert rejection.reason == "unknown_area"
+
+
+def test_a_period_begins_at_midnight_in_the_province() -> None:
+    # 2026 begins at 00:00 on 1 January in Sơn La (UTC+07:00): 17:00 UTC the day before.
+    midnight = datetime(2025, 12, 31, 17, 0, tzinfo=UTC)
+    early = event(period="2026", observed_at=midnight - timedelta(hours=1), sent_at=midnight)
+
+    before = check_against_catalogue(early, default_catalogue(), midnight - timedelta(seconds=1))
+    at = check_against_catalogue(early, default_catalogue(), midnight)
+
+    assert before is not None
+    assert before.reason == "future_period"
+    assert at is None
