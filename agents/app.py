@@ -61,9 +61,9 @@ from agents.web import register_views
 from ioc.clock import Clock
 from ioc.settings import Settings
 from streams.catalogue import Catalogue, Indicator
+from streams.catalogue.models import PARENTS_KEPT
 from streams.deadletter import DeadLetter
 from streams.events import IndicatorEvent
-from streams.periods import Period
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -371,6 +371,7 @@ class _Agents:
         self.metrics = monitor.metrics
         self.margin = monitor.settings.target_margin
         self.target_for = TargetIndex()
+        self._parents: dict[tuple[str, str], str | None] = {}
         topics = monitor.topics
         self.feeds = self.app.topic(
             *(topics.feed(s) for s in sorted(self.catalogue.sources)), **RAW
@@ -529,7 +530,6 @@ class _Agents:
     async def _evaluate_one(self, event: IndicatorEvent, message: Any, batch: Batch) -> None:
         series = batch.tables["series"]
         indicator = self.catalogue.indicators[event.indicator]
-        period = indicator.parse_period(event.period)
         key = f"{event.indicator}|{event.area}"
         sent_at = event.sent_at.isoformat()
         entry = series.get(key) or {
@@ -574,7 +574,7 @@ class _Agents:
             history.reverse()
             self._quality(event, indicator, history, batch)
         figure: Figure = (event.value, event.numerator, event.denominator)
-        self._contribute(batch, indicator, event.area, event.area, period, figure, "r")
+        self._contribute(batch, indicator, event.area, event.area, event.period, figure, "r")
         for rule in self.catalogue.rules_for(event.indicator):
             batch.post(
                 self.names.rules,
@@ -684,18 +684,18 @@ class _Agents:
         indicator: Indicator,
         area: str,
         child: str,
-        period: Period,
+        period_code: str,
         figure: Figure,
         kind: str,
     ) -> None:
         """Post ``child``'s figure to the rollup of its parent (keyed by the parent)."""
         if indicator.hierarchy_aggregation == "none":
             return
-        parent = self.catalogue.parent_of(area, period.last_day)
+        parent = self._parent_of(indicator, area, period_code)
         if parent is None:
             return
         # The children of one parent, period and kind posted in this batch share one item.
-        code, period_code = indicator.code, str(period)
+        code = indicator.code
         batch.gather(
             self.names.rollups,
             f"{code}|{parent}".encode(),
@@ -703,6 +703,22 @@ class _Agents:
             lambda: {"indicator": code, "area": parent, "period": period_code, "kind": kind},
             "children",
         )[child] = list(figure)
+
+    def _parent_of(self, indicator: Indicator, area: str, period_code: str) -> str | None:
+        """The unit ``area`` rolls up to for ``period_code``: its parent on the period's last
+        day. Asked for every report and rollup, so remembered by the period's text (which
+        names one period: each type has a form of its own), without parsing it again."""
+        key = (area, period_code)
+        try:
+            return self._parents[key]
+        except KeyError:
+            pass
+        last_day = indicator.parse_period(period_code).last_day
+        parent = self.catalogue.parent_of(area, last_day)
+        if len(self._parents) >= PARENTS_KEPT:  # bounded, as a long run sees ever more periods
+            self._parents.clear()
+        self._parents[key] = parent
+        return parent
 
     def _items(self, message: Any, stage: str) -> list[dict[str, Any]]:
         """The items of an internal record; none, counted and logged, when it is not one."""
@@ -756,8 +772,7 @@ class _Agents:
             if result is not None:
                 area = merged["area"]
                 figure: Figure = (result.value, result.numerator, result.denominator)
-                period = indicator.parse_period(period_code)
-                self._contribute(batch, indicator, area, area, period, figure, "c")
+                self._contribute(batch, indicator, area, area, period_code, figure, "c")
 
     # --- cross-indicator rules ---------------------------------------------------------------
     def _rules(self) -> None:
