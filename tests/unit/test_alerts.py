@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from agents.alerts import AlertBook, fingerprint
+from bench.agents import InProcessAgents, message_of
+from ioc.settings import Settings
+from streams.catalogue import default_catalogue
+from streams.events import IndicatorEvent
+from streams.topics import Topics
 
 
 class ManualClock:
@@ -93,3 +100,32 @@ def test_unchanged_state_is_not_rewritten() -> None:
     assess(book, True)
 
     assert len(writes) == 1
+
+
+async def target_transitions(values: list[tuple[str, float]]) -> list[list[str]]:
+    """The target alert's transitions after each report of the province's online application
+    rate (target: 80 % in 2025, at risk within 10 %), each in a batch of its own, through the
+    ingest agent's own code."""
+    agents = InProcessAgents(Settings(), default_catalogue())
+    topics = Topics()
+    seen = []
+    for offset, (period, value) in enumerate(values):
+        event = IndicatorEvent.new(
+            source="ict", indicator="online_application_rate", area="son-la",
+            period=period, value=value,
+        )  # fmt: skip
+        message = message_of(topics.feed("ict"), 0, offset, event.key, event.to_json(), None)
+        await agents.feed("ingest", [message])
+        records = [orjson.loads(r.value) for r in agents.take(topics.alerts) if r.value]
+        seen.append([r["status"] for r in records if r["alertname"] == "target_off_track"])
+    return seen
+
+
+async def test_a_target_alert_holds_while_at_risk_and_resolves_back_on_track() -> None:
+    # Off track (69.46 < 72) fires; at risk (75) holds it; on track (85) resolves it.
+    held = await target_transitions([("2023", 69.46), ("2024", 75.0), ("2025", 85.0)])
+    # At risk without an alert firing raises none.
+    quiet = await target_transitions([("2024", 75.0)])
+
+    assert held == [["firing"], [], ["resolved"]]
+    assert quiet == [[]]
