@@ -33,6 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from itertools import islice
 from typing import Any, cast
 
@@ -56,7 +57,14 @@ from agents.quality import (
 )
 from agents.stores import PERIODS_STORE
 from agents.timeliness import assess_source, record_receipts
-from agents.transport import BatchProducer, OutRecord, Transport, records_of
+from agents.transport import (
+    BatchProducer,
+    ClearingFlowControl,
+    OutRecord,
+    RewindingConsumer,
+    Transport,
+    records_of,
+)
 from agents.web import register_views
 from ioc.clock import Clock
 from ioc.settings import Settings
@@ -122,6 +130,21 @@ class IocApp(faust.App):
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def flow_control(self) -> ClearingFlowControl:
+        """Faust's flow control of the streams, whose clear keeps the records that nothing
+        would bring again (:class:`agents.transport.ClearingFlowControl`)."""
+        return ClearingFlowControl(keeps=self._keeps, cleared=self._cleared, loop=self.loop)
+
+    def _keeps(self, item: Any) -> bool:
+        consumer = self._consumer  # not made here: without one, nothing was handed over
+        return isinstance(consumer, RewindingConsumer) and consumer.keeps(item)
+
+    def _cleared(self, items: list[Any]) -> None:
+        consumer = self._consumer
+        if isinstance(consumer, RewindingConsumer):
+            consumer.note_cleared(items)
 
 
 def _broker_credentials(settings: Settings) -> Any:

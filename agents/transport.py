@@ -46,6 +46,12 @@ This transport fixes both, for stream partitions (changelogs are positioned by t
   keeps the run of offsets it handed over in the generation, and hands none of them over
   again (:meth:`RewindingConsumer._unread`); reading a partition again on purpose (a record
   dropped) forgets its run;
+- records waiting in a stream's queue when Faust clears the queues, as it resumes the flow
+  right after that seek, are kept there when nothing else would bring them: records of the
+  seek's own fetch, or of the run its records are not handed over again for. Before, they
+  were dropped unprocessed with the partition's position past them, and a commit a few
+  seconds later found the hole and read everything from it again, seconds of records
+  processed twice (:class:`ClearingFlowControl`);
 - a partition given up at a rebalance has what was processed of it committed first. Faust's
   consumer forgets the acked offsets of revoked partitions, then runs the app's handler,
   which waits for the streams and commits: that commit had nothing left to commit, and the
@@ -84,7 +90,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
 
 import aiokafka
@@ -97,6 +103,7 @@ from faust.types.tuples import ConsumerMessage, Message, ack_lock
 from faust.utils.tracing import traced_from_parent_span
 from mode import ServiceT
 from mode.utils.futures import notify
+from mode.utils.queues import FlowControlEvent
 
 #: Starting offsets of the stream partitions a rewind positioned, by partition.
 Starts = dict[TP, int]
@@ -201,6 +208,50 @@ class RewindingConsumerThread(driver.AIOKafkaConsumerThread):
         assert isinstance(consumer, RewindingConsumer)
         consumer.expect(starts)
         return committed  # type: ignore[no-any-return]
+
+
+class ClearingFlowControl(FlowControlEvent):
+    """Mode's flow control of the streams' queues, whose clear keeps what ``keeps`` says
+    must survive it, and tells ``cleared`` what it dropped.
+
+    Faust resumes the flow at the end of every table recovery, right after its seek to the
+    committed offsets, and resuming clears every stream queue. The records waiting there
+    were handed over in this generation, many of them by the seek's own first fetch: they
+    were dropped unprocessed, and the partition's position was already past them. Only a
+    commit a few seconds later found the hole (:meth:`RewindingConsumer._new_offset`) and
+    read everything from it again, seconds of records processed twice: "A record was
+    skipped around a rebalance", a few seconds after "Worker ready", 2 to 7 times in each of
+    five runs of ``tests/faults/test_join_dedupe.py`` and ``test_rebalance_traffic.py``,
+    and never in five runs with this class. The consumer keeps those
+    (:meth:`RewindingConsumer.keeps`) and forgets having handed over the others
+    (:meth:`RewindingConsumer.note_cleared`).
+    """
+
+    def __init__(
+        self,
+        *,
+        keeps: Callable[[Any], bool],
+        cleared: Callable[[list[Any]], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._keeps = keeps
+        self._cleared = cleared
+
+    def clear(self) -> None:
+        """Clear every managed queue but for the items to keep, in their order."""
+        dropped: list[Any] = []
+        for queue in self._queues:
+            held = queue._queue  # type: ignore[attr-defined]  # mode's clear empties it too
+            items = list(held)
+            held.clear()
+            for item in items:
+                if self._keeps(item):
+                    held.append(item)
+                else:
+                    dropped.append(item)
+        if dropped:
+            self._cleared(dropped)
 
 
 #: Messages the fetch loop hands over between two yields to the event loop (Faust's figure).
@@ -317,6 +368,70 @@ class RewindingConsumer(driver.Consumer):
         self._delivered[tp] = message.offset
         if isinstance(message, RecordChunk):
             self._handed[tp] = extended(self._handed.get(tp), message)
+
+    def keeps(self, item: Any) -> bool:
+        """Whether a stream queue's ``item`` must survive Faust clearing the queues
+        (:class:`ClearingFlowControl`): a chunk of this generation, of a partition kept
+        (not being revoked) and sought in the generation, inside the run handed over from
+        the offset expected next.
+
+        Its records are the seek's, or ones the seek's records are not handed over again
+        for (:meth:`_unread`): nothing else brings them, so the streams must have them.
+        Anything else goes, as Faust clears it: another generation's records, those of a
+        partition given up (its next owner reads them from the commit), records handed
+        over before the partition's seek (the seek brings them), and anything while the
+        flow is suspended (a revoke's clear).
+        """
+        chunk = getattr(item, "message", None)
+        if not isinstance(chunk, RecordChunk):
+            return False
+        tp = chunk.tp
+        expected = self._expected.get(tp)
+        run = self._handed.get(tp)
+        return (
+            expected is not None
+            and run is not None
+            and tp not in self._revoking
+            # A stream skips, and acks, what it takes while the flow is suspended.
+            and self.app.flow_control.is_active()
+            and chunk.generation_id == run.generation == self.app.consumer_generation_id
+            and run.first <= expected
+            and run.first <= chunk.first
+            and chunk.offset <= run.last
+        )
+
+    def note_cleared(self, items: Iterable[Any]) -> None:
+        """Take out of the runs handed over the records of the chunks among ``items``, what
+        Faust cleared from the streams' queues and :meth:`keeps` let go: they were dropped
+        unprocessed, so from the first of them on a partition's records are handed over
+        again when they come (the partition's seek brings them).
+        """
+        firsts: dict[TP, int] = {}
+        for item in items:
+            chunk = getattr(item, "message", None)
+            if not isinstance(chunk, RecordChunk):
+                continue
+            tp = chunk.tp
+            run = self._handed.get(tp)
+            if run is None or tp in self._revoking:
+                continue  # nothing handed over, or given up (its next owner reads it)
+            if run.generation == chunk.generation_id and run.first <= chunk.first <= run.last:
+                firsts[tp] = min(firsts.get(tp, chunk.first), chunk.first)
+        dropped = 0
+        for tp, first in firsts.items():
+            run = self._handed[tp]
+            dropped += run.last - first + 1
+            if first == run.first:
+                del self._handed[tp]
+            else:
+                self._handed[tp] = run._replace(last=first - 1)
+        if dropped:
+            self.log.info(
+                "Faust xoá %d bản ghi đã chuyển khỏi hàng đợi của stream (%d partition); "
+                "sẽ chuyển lại khi đọc lại / Faust cleared %d records handed over from the "
+                "streams' queues (%d partitions); they are handed over again when read again",
+                *(dropped, len(firsts)) * 2,
+            )
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return RewindingConsumerThread(self, loop=self.loop, beacon=self.beacon)

@@ -20,6 +20,7 @@ from faust.utils.tracing import noop_span
 from hypothesis import given
 from hypothesis import strategies as st
 from intervaltree import Interval, IntervalTree
+from mode.utils.queues import FlowControlEvent
 from prometheus_client import CollectorRegistry
 
 from agents.app import create_app
@@ -27,6 +28,7 @@ from agents.transport import (
     FETCH_MAX_WAIT_MS,
     REREAD_SECONDS,
     BatchProducer,
+    ClearingFlowControl,
     OutRecord,
     RecordChunk,
     RewindingConsumer,
@@ -408,8 +410,9 @@ def seeking(generation: int, committed: int | None) -> RewindingConsumer:
         seek_to_committed=seek_to_committed,
         _seek=no_seek,
         assignment=lambda: {tp},
-        app=SimpleNamespace(consumer_generation_id=generation),
+        app=SimpleNamespace(consumer_generation_id=generation, flow_control=FlowControlEvent()),
     )
+    c.app.flow_control.resume()
     return c
 
 
@@ -465,6 +468,76 @@ async def test_a_partition_read_again_on_purpose_has_its_records_handed_over_aga
     await c._read_again(tp, 0, "%s %s %s %s")  # one of them dropped (dropped_tails)
     fetched = chunk(0, 1, 2)
     assert c._unread(tp, fetched) is fetched
+
+
+def waiting(message: RecordChunk) -> Any:
+    """A stream queue's item: the event of ``message``."""
+    return SimpleNamespace(message=message)
+
+
+async def test_records_waiting_in_a_stream_s_queue_after_its_seek_survive_faust_s_clear() -> None:
+    # Faust resumes the flow right after its seek to the committed offsets, and resuming
+    # clears the streams' queues: records handed over in the generation waiting there,
+    # the seek's own or ones its records are not handed over again for, would be lost.
+    tp = TP(FEED.topic, 1)
+    c = seeking(generation=1, committed=None)
+    c._expected = {}  # a new generation, not sought yet (a revoke forgot the partitions)
+    queued = chunk(2, 3)
+    for message in (chunk(0, 1), queued):
+        c.note_handed(message)
+    assert not c.keeps(waiting(queued))  # before the seek: the seek brings them again
+    await c.perform_seek()
+    assert c.keeps(waiting(queued))
+    assert not c.keeps(waiting(RecordChunk(tp, [record(2)], generation_id=0)))
+    assert not c.keeps(waiting(chunk(4, 5)))  # not handed over in the run
+    assert not c.keeps(SimpleNamespace(message=None))
+    c.app.flow_control.suspend()  # a revoke: the streams would skip it, and ack it
+    assert not c.keeps(waiting(queued))
+    c.app.flow_control.resume()
+    c._revoking = {tp}  # given up: its next owner reads it from the commit
+    assert not c.keeps(waiting(queued))
+
+
+async def test_records_cleared_before_their_partition_s_seek_are_handed_over_again() -> None:
+    tp = TP(FEED.topic, 1)
+    c = seeking(generation=1, committed=None)
+    queued = chunk(2, 3)
+    for message in (chunk(0, 1), queued):
+        c.note_handed(message)
+    c._read_offset[tp] = 3
+    c.note_cleared([waiting(queued), waiting(RecordChunk(tp, [record(1)], generation_id=0))])
+    assert c._handed[tp] == Run(1, 0, 1)
+    said = c.log.infos  # type: ignore[attr-defined]
+    assert "cleared 2 records handed over from the streams' queues (1 partitions)" in said[-1]
+    await c.perform_seek()
+    kept = c._unread(tp, chunk(0, 1, 2, 3, 4))  # what the seek brings
+    assert isinstance(kept, RecordChunk)
+    assert [r.offset for r in kept.records] == [2, 3, 4]
+    c.note_cleared([waiting(chunk(0, 1))])  # all of a run: all of it comes again
+    assert tp not in c._handed
+
+
+async def test_the_app_s_flow_control_keeps_what_its_consumer_keeps_and_drops_the_rest() -> None:
+    registry = CollectorRegistry()
+    monitor = create_app(Settings(), default_catalogue(), SystemClock(), registry=registry)
+    app, consumer = monitor.app, monitor.app.consumer
+    assert isinstance(consumer, RewindingConsumer)
+    assert isinstance(app.flow_control, ClearingFlowControl)
+    tp = TP(FEED.topic, 1)
+    generation = app.consumer_generation_id
+    handed = RecordChunk(tp, [record(0), record(1)], generation_id=generation)
+    consumer.note_handed(handed)
+    consumer.expect({tp: 0})  # the seek to the committed offsets
+    stale = waiting(RecordChunk(tp, [record(0)], generation_id=generation - 1))
+    kept = waiting(handed)
+    feed = app.topic(FEED.topic)
+    for item in (stale, kept, "not a chunk"):
+        feed.queue.put_nowait(item)
+    app.flow_control.resume()  # as Faust resumes the flow at the end of a recovery
+    assert feed.queue.get_nowait() is kept
+    assert feed.queue.empty()
+    assert consumer._handed[tp] == Run(generation, 0, 1)
+    consumer._thread.thread_loop.close()  # the loop the consumer's thread would have run in
 
 
 def delivering() -> tuple[RewindingConsumer, list[Message]]:
