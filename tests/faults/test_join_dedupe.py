@@ -2,10 +2,13 @@
 
 A copy of an event already accepted must be dropped as a duplicate by whichever worker reads
 it, also when the partition moved to a newcomer between the original and the copy (the
-newcomer recovers the dedupe table from its changelog). No worker leaves here, so every
-worker's counters are there at the end: across them, at least as many duplicates as the
-uninterrupted run counted (a message read again after a rebalance may be counted again, never
-less), and each event accepted at least once.
+newcomer recovers the dedupe table from its changelog). No worker leaves or crashes here, so
+every worker's counters are there at the end, and across them every message is counted once,
+exactly as in the uninterrupted run: a worker that gives partitions up commits what it
+processed, and none hands its agents a record twice or drops one it handed over
+(``agents.transport``). Before the last of those fixes (records Faust cleared from the
+streams' queues after a recovery's seek), one run in four counted 152 of the 4,040 messages
+a second time.
 """
 
 from __future__ import annotations
@@ -74,8 +77,4 @@ def test_duplicates_are_counted_across_workers_that_join_mid_stream(
     assert comparison.exact, str(comparison)
     ref = reference.outcomes
     shown = f"counted {counted} (per worker {per_worker}), uninterrupted {ref}"
-    assert counted["duplicate"] >= ref["duplicate"], shown
-    assert counted["accepted"] >= ref["accepted"], shown
-    assert counted["received"] == (
-        counted["accepted"] + counted["duplicate"] + counted["rejected"]
-    ), shown
+    assert counted == ref, shown
