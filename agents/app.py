@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import islice
 from typing import Any, cast
 
@@ -72,6 +72,7 @@ from streams.catalogue import Catalogue, Indicator
 from streams.catalogue.models import PARENTS_KEPT
 from streams.deadletter import DeadLetter
 from streams.events import IndicatorEvent
+from streams.periods import Period, PeriodType
 from streams.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -383,6 +384,16 @@ class Outgoing:
 Handler = Callable[[Any, Batch], Awaitable[None]]
 
 
+@lru_cache(maxsize=PARENTS_KEPT)
+def _parent_in(
+    catalogue: Catalogue, area: str, period_code: str, period_type: PeriodType
+) -> str | None:
+    """The unit ``area`` rolls up to for a period: its parent on the period's last day.
+    Asked for every report and rollup, so remembered by the period's text, which is then
+    not parsed again (the hierarchy never changes while the worker runs)."""
+    return catalogue.parent_of(area, Period.parse(period_code, period_type).last_day)
+
+
 class _Agents:
     """Declares the topics, tables and agents of one Monitor."""
 
@@ -394,7 +405,6 @@ class _Agents:
         self.metrics = monitor.metrics
         self.margin = monitor.settings.target_margin
         self.target_for = TargetIndex()
-        self._parents: dict[tuple[str, str], str | None] = {}
         topics = monitor.topics
         self.feeds = self.app.topic(
             *(topics.feed(s) for s in sorted(self.catalogue.sources)), **RAW
@@ -714,7 +724,7 @@ class _Agents:
         """Post ``child``'s figure to the rollup of its parent (keyed by the parent)."""
         if indicator.hierarchy_aggregation == "none":
             return
-        parent = self._parent_of(indicator, area, period_code)
+        parent = _parent_in(self.catalogue, area, period_code, indicator.period_type)
         if parent is None:
             return
         # The children of one parent, period and kind posted in this batch share one item.
@@ -726,22 +736,6 @@ class _Agents:
             lambda: {"indicator": code, "area": parent, "period": period_code, "kind": kind},
             "children",
         )[child] = list(figure)
-
-    def _parent_of(self, indicator: Indicator, area: str, period_code: str) -> str | None:
-        """The unit ``area`` rolls up to for ``period_code``: its parent on the period's last
-        day. Asked for every report and rollup, so remembered by the period's text (which
-        names one period: each type has a form of its own), without parsing it again."""
-        key = (area, period_code)
-        try:
-            return self._parents[key]
-        except KeyError:
-            pass
-        last_day = indicator.parse_period(period_code).last_day
-        parent = self.catalogue.parent_of(area, last_day)
-        if len(self._parents) >= PARENTS_KEPT:  # bounded, as a long run sees ever more periods
-            self._parents.clear()
-        self._parents[key] = parent
-        return parent
 
     def _items(self, message: Any, stage: str) -> list[dict[str, Any]]:
         """The items of an internal record; none, counted and logged, when it is not one."""
