@@ -61,7 +61,6 @@ from agents.transport import (
     BatchProducer,
     ClearingFlowControl,
     OutRecord,
-    RewindingConsumer,
     Transport,
     records_of,
 )
@@ -136,16 +135,8 @@ class IocApp(faust.App):
     def flow_control(self) -> ClearingFlowControl:
         """Faust's flow control of the streams, whose clear keeps the records that nothing
         would bring again (:class:`agents.transport.ClearingFlowControl`)."""
-        return ClearingFlowControl(keeps=self._keeps, cleared=self._cleared, loop=self.loop)
-
-    def _keeps(self, item: Any) -> bool:
-        consumer = self._consumer  # not made here: without one, nothing was handed over
-        return isinstance(consumer, RewindingConsumer) and consumer.keeps(item)
-
-    def _cleared(self, items: list[Any]) -> None:
-        consumer = self._consumer
-        if isinstance(consumer, RewindingConsumer):
-            consumer.note_cleared(items)
+        # ``_consumer``, not ``consumer``: a clear does not make the consumer.
+        return ClearingFlowControl(consumer=lambda: self._consumer, loop=self.loop)
 
 
 def _broker_credentials(settings: Settings) -> Any:

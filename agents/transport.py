@@ -211,8 +211,8 @@ class RewindingConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 class ClearingFlowControl(FlowControlEvent):
-    """Mode's flow control of the streams' queues, whose clear keeps what ``keeps`` says
-    must survive it, and tells ``cleared`` what it dropped.
+    """Mode's flow control of the streams' queues, whose clear keeps what the consumer says
+    must survive it, and tells the consumer what it dropped.
 
     Faust resumes the flow at the end of every table recovery, right after its seek to the
     committed offsets, and resuming clears every stream queue. The records waiting there
@@ -224,34 +224,32 @@ class ClearingFlowControl(FlowControlEvent):
     five runs of ``tests/faults/test_join_dedupe.py`` and ``test_rebalance_traffic.py``,
     and never in five runs with this class. The consumer keeps those
     (:meth:`RewindingConsumer.keeps`) and forgets having handed over the others
-    (:meth:`RewindingConsumer.note_cleared`).
+    (:meth:`RewindingConsumer.note_cleared`). ``consumer`` gives the app's consumer, or
+    None before it is made (then nothing was handed over, and the clear is Faust's).
     """
 
-    def __init__(
-        self,
-        *,
-        keeps: Callable[[Any], bool],
-        cleared: Callable[[list[Any]], None],
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, consumer: Callable[[], Any], **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._keeps = keeps
-        self._cleared = cleared
+        self._consumer = consumer
 
     def clear(self) -> None:
-        """Clear every managed queue but for the items to keep, in their order."""
+        """Clear every managed queue but for the items the consumer keeps, in their order."""
+        consumer = self._consumer()
+        if not isinstance(consumer, RewindingConsumer):
+            super().clear()
+            return
         dropped: list[Any] = []
         for queue in self._queues:
             held = queue._queue  # type: ignore[attr-defined]  # mode's clear empties it too
             items = list(held)
             held.clear()
             for item in items:
-                if self._keeps(item):
+                if consumer.keeps(item):
                     held.append(item)
                 else:
                     dropped.append(item)
         if dropped:
-            self._cleared(dropped)
+            consumer.note_cleared(dropped)
 
 
 #: Messages the fetch loop hands over between two yields to the event loop (Faust's figure).
