@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -32,6 +33,15 @@ class RunnerFigures:
     live_events: int  # live messages whose latency was measured
     peak_rss_bytes: int | None
     counts: dict[str, Any] = field(default_factory=dict)
+    #: Which of the run's pairs of peer and worker runs this was (``--pairs``; 1 otherwise).
+    round: int = 1
+
+    @property
+    def row(self) -> str:
+        """The runner's name in the table: ``×N`` for several processes, ``#R`` for a
+        round after the first."""
+        processes = f" ×{self.processes}" if self.processes > 1 else ""
+        return f"{self.name}{processes}" + (f" #{self.round}" if self.round > 1 else "")
 
     @property
     def label(self) -> str:
@@ -41,8 +51,10 @@ class RunnerFigures:
         return f"{self.name}{suffix} — {vi} / {en}"
 
 
-def figures(name: str, processes: int, given: int, result: RunnerResult) -> RunnerFigures:
-    """A runner's figures from what it measured."""
+def figures(
+    name: str, processes: int, given: int, result: RunnerResult, round_: int = 1
+) -> RunnerFigures:
+    """A runner's figures from what it measured (in round ``round_`` of ``--pairs``)."""
     latencies = [float(sample[1]) for sample in result.samples]
     return RunnerFigures(
         name=name,
@@ -56,6 +68,7 @@ def figures(name: str, processes: int, given: int, result: RunnerResult) -> Runn
         live_events=len(latencies),
         peak_rss_bytes=result.peak_rss_bytes,
         counts=result.counts,
+        round=round_,
     )
 
 
@@ -81,15 +94,43 @@ class BenchReport:
         return None
 
     def _rate(self, name: str, processes: int = 1) -> float | None:
-        found = self.runner(name, processes)
-        return found.events_per_second if found else None
+        """The runner's rate: the median over its rounds, when it ran several."""
+        rates = [
+            one.events_per_second
+            for one in self.runners
+            if one.name == name and one.processes == processes
+        ]
+        return statistics.median(rates) if rates else None
+
+    @property
+    def pairs(self) -> list[dict[str, float | int | None]]:
+        """Per round, the peer's and one worker's rate and their ratio (``--pairs``)."""
+        by_round: dict[int, dict[str, float]] = {}
+        for one in self.runners:
+            if one.processes == 1 and one.name in ("peer", "worker"):
+                by_round.setdefault(one.round, {})[one.name] = one.events_per_second
+        return [
+            {
+                "round": round_,
+                "peer": rates.get("peer"),
+                "worker": rates.get("worker"),
+                "ratio": ratio(rates.get("worker"), rates.get("peer")),
+            }
+            for round_, rates in sorted(by_round.items())
+        ]
 
     @property
     def ratios(self) -> dict[str, float | None]:
-        """Ours over the peer and over the raw ceiling (one worker), and the scale-out."""
+        """Ours over the peer and over the raw ceiling (one worker), and the scale-out.
+
+        Over several pairs of runs, ours over the peer is the median of the pairs' ratios
+        (each worker against the peer run beside it), and every other ratio is of the
+        runners' median rates.
+        """
         ours = self._rate("worker")
+        paired = [pair["ratio"] for pair in self.pairs if pair["ratio"] is not None]
         return {
-            "ours_vs_peer": ratio(ours, self._rate("peer")),
+            "ours_vs_peer": statistics.median(paired) if paired else None,
             "ours_vs_raw": ratio(ours, self._rate("raw")),
             "two_workers_vs_one": ratio(self._rate("worker", 2), ours),
             "two_workers_vs_peer": ratio(self._rate("worker", 2), self._rate("peer")),
@@ -125,6 +166,7 @@ class BenchReport:
             "machine": self.machine,
             "runners": [asdict(one) for one in self.runners],
             "ratios": self.ratios,
+            "pairs": self.pairs,
         }
 
 
@@ -162,7 +204,7 @@ def render_table(report: BenchReport) -> str:
         received = one.counts.get("received", one.counts.get("decoded"))
         rows.append(
             [
-                f"{one.name}" + (f" ×{one.processes}" if one.processes > 1 else ""),
+                one.row,
                 str(one.processes),
                 _number(one.events_per_second) + ("*" if one.counts.get("partial") else ""),
                 _number(one.p50_ms),
@@ -210,7 +252,7 @@ def render_table(report: BenchReport) -> str:
     lines += [
         "",
         "Tỷ lệ / Ratios: "
-        f"worker/đối chứng (peer) {_times(ratios['ours_vs_peer'])}, "
+        f"worker/đối chứng (peer) {_times(ratios['ours_vs_peer'])}{_spread(report)}, "
         f"worker/trần (raw) {_times(ratios['ours_vs_raw'])}"
         + (
             f", 2 worker/1 worker {_times(ratios['two_workers_vs_one'])}"
@@ -225,6 +267,15 @@ def _times(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}×"
 
 
+def _spread(report: BenchReport) -> str:
+    """After several pairs, the ratio of each pair, in the order they ran."""
+    paired = [pair["ratio"] for pair in report.pairs if pair["ratio"] is not None]
+    if len(paired) < 2:  # one pair is its own median
+        return ""
+    each = ", ".join(_times(value) for value in paired)
+    return f" (trung vị của {len(paired)} cặp / median of {len(paired)} pairs: {each})"
+
+
 def _cpu_lines(report: BenchReport) -> list[str]:
     """Per runner, the cores each of its processes used while its clock ran, and how much
     of the machine stood idle meanwhile (``cpu_per_process``; runs saved before it was
@@ -235,8 +286,7 @@ def _cpu_lines(report: BenchReport) -> list[str]:
         if not uses:
             continue
         threads = " | ".join(f"{u['main_thread']:.2f} + {u['other_threads']:.2f}" for u in uses)
-        name = one.name + (f" ×{one.processes}" if one.processes > 1 else "")
-        rows.append((name, threads, f"{uses[0]['machine_idle']:.0%}"))
+        rows.append((one.row, threads, f"{uses[0]['machine_idle']:.0%}"))
     if not rows:
         return []
     name_width = max(len(name) for name, _, _ in rows)

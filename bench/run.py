@@ -4,6 +4,12 @@ Every runner gets its own copy of the same pre-load (same records, same partitio
 topic prefix of its own, and its own consumer group: no runner reads another's data or
 output, and each one's live events, offered after it has caught up, land where only it reads.
 Runners run one after the other, never side by side: the machine has two cores.
+
+With ``pairs`` above one, the peer and one worker run that many times, one pair after the
+other, each run on a fresh copy of the data; the pairs alternate which of the two runs first,
+so a drift over the run (the broker's log grows with every copy) does not favour either. The
+machine's speed moves between runs by more than a change under study (the peer's rate moved
+by 17 % over four runs of one day), and each pair's ratio is of two runs side by side.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class BenchOptions:
     duplicate_rate: float = 0.01
     seed: int = DEFAULT_SEED
     max_seconds: float | None = 900.0
+    pairs: int = 1
 
     @property
     def live_events(self) -> int:
@@ -79,6 +86,8 @@ def _check(settings: Settings, options: BenchOptions) -> None:
             f"--workers phải từ 1 đến {settings.partitions} (số phân vùng) / "
             f"--workers must be within 1..{settings.partitions} (the partitions)"
         )
+    if options.pairs < 1:
+        raise ConfigurationError("--pairs phải từ 1 trở lên / --pairs must be 1 or more")
     if options.rate <= 0 or options.latency_seconds < 0:
         raise ConfigurationError(
             "--rate phải dương và --latency-seconds không âm / "
@@ -161,6 +170,10 @@ def measure_child(
     return result
 
 
+def _round(round_: int, options: BenchOptions) -> str:
+    return f" (cặp / pair {round_}/{options.pairs})" if options.pairs > 1 else ""
+
+
 def run_bench(
     settings: Settings, options: BenchOptions, progress: Progress = _quiet
 ) -> BenchReport:
@@ -186,12 +199,14 @@ def run_bench(
                 progress=progress,
             )
             runners: list[RunnerFigures] = []
-            for name in ("raw", "peer"):
-                progress(f"Đang đo / Measuring {name} ...")
+
+            def child(name: str, round_: int = 1) -> None:
+                progress(f"Đang đo / Measuring {name}{_round(round_, options)} ...")
                 result = measure_child(f"bench.{name}", bound, catalogue, dataset, options, scratch)
-                runners.append(figures(name, 1, len(dataset.load), result))
-            for processes in range(1, options.workers + 1):
-                progress(f"Đang đo / Measuring worker ×{processes} ...")
+                runners.append(figures(name, 1, len(dataset.load), result, round_))
+
+            def workers(processes: int, round_: int = 1) -> None:
+                progress(f"Đang đo / Measuring worker ×{processes}{_round(round_, options)} ...")
                 result = measure_workers(
                     bound,
                     catalogue,
@@ -202,7 +217,18 @@ def run_bench(
                     max_seconds=options.max_seconds,
                     progress=progress,
                 )
-                runners.append(figures("worker", processes, len(dataset.load), result))
+                runners.append(figures("worker", processes, len(dataset.load), result, round_))
+
+            child("raw")
+            for round_ in range(1, options.pairs + 1):
+                if round_ % 2:
+                    child("peer", round_)
+                    workers(1, round_)
+                else:
+                    workers(1, round_)
+                    child("peer", round_)
+            for processes in range(2, options.workers + 1):
+                workers(processes)
     return BenchReport(
         events=dataset.distinct,
         duplicates=dataset.duplicates,

@@ -48,6 +48,14 @@ def bench(
             "pre-load; past it the run stops and counts what it finished (0: no limit)",
         ),
     ] = 900.0,
+    pairs: Annotated[
+        int,
+        typer.Option(
+            help="Số lần đo cặp đối chứng và một worker, xen kẽ; tỷ lệ là trung vị của các cặp "
+            "/ Times to measure the peer and one worker, in alternating pairs; the ratio is the "
+            "median of the pairs'",
+        ),
+    ] = 1,
     as_json: Annotated[
         bool, typer.Option("--json", help="In kết quả dạng JSON / Print the result as JSON")
     ] = False,
@@ -67,6 +75,7 @@ def bench(
         workers=workers,
         duplicate_rate=duplicates,
         max_seconds=max_seconds or None,
+        pairs=pairs,
     )
     report = run_bench(settings(), options, progress)
     if as_json:
@@ -85,6 +94,14 @@ def bench_agents(
     rounds: Annotated[
         int,
         typer.Option(min=1, help="Số lần chạy, mỗi lần bảng trống / Rounds, each on empty tables"),
+    ] = 1,
+    pairs: Annotated[
+        int,
+        typer.Option(
+            help="Số lần đo cặp đối chứng và một worker, xen kẽ; tỷ lệ là trung vị của các cặp "
+            "/ Times to measure the peer and one worker, in alternating pairs; the ratio is the "
+            "median of the pairs'",
+        ),
     ] = 1,
     as_json: Annotated[
         bool, typer.Option("--json", help="In kết quả dạng JSON / Print the result as JSON")

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from agents.gatekeeper import position_of
 from agents.metrics import PipelineMetrics, SeriesCollector
 from agents.quality import target_for
+from bench import run
 from bench.agents import measure_agents
 from bench.child import RunnerArgs, RunnerResult, parse_args
 from bench.dataset import Dataset, build_dataset
@@ -521,6 +522,64 @@ def test_the_table_is_vietnamese_first_with_every_runner() -> None:
         "worker", "×2", "0.90", "+", "0.12", "|", "0.90", "+", "0.12", "rảnh", "/", "idle", "5%",
     ]  # fmt: skip
     assert not lines[cpu + 2].strip()
+
+
+def _paired(rates: list[tuple[float, float]]) -> BenchReport:
+    """A report of pairs of runs: per pair, the peer's and one worker's events/s."""
+    runners = []
+    for round_, (peer, worker) in enumerate(rates, start=1):
+        for name, per_second in (("peer", peer), ("worker", worker)):
+            result = RunnerResult(seen=round(per_second), seconds=1.0, counts={"accepted": 1})
+            runners.append(figures(name, 1, 1010, result, round_))
+    raw = RunnerResult(seen=100_000, seconds=1.0)
+    return BenchReport(1000, 10, 41, 2, 0, 2000, 1.0, [figures("raw", 1, 1010, raw), *runners])
+
+
+def test_over_pairs_ours_over_the_peer_is_the_median_of_each_pairs_ratio() -> None:
+    # Ratios 0.5, 2.0, 1.2: their median is 1.2. The ratio of the median rates would be
+    # 1,000 / 1,000 = 1.0: a slow worker beside a fast peer would count against a pair it
+    # was not in.
+    report = _paired([(2000, 1000), (500, 1000), (1000, 1200)])
+    assert [pair["ratio"] for pair in report.pairs] == pytest.approx([0.5, 2.0, 1.2])
+    assert report.ratios["ours_vs_peer"] == pytest.approx(1.2)
+    assert report.ratios["ours_vs_raw"] == pytest.approx(1000 / 100_000)  # the median rate
+    data = report.to_json()
+    assert [pair["round"] for pair in data["pairs"]] == [1, 2, 3]
+    assert BenchReport.from_json(orjson.loads(orjson.dumps(data))).pairs == report.pairs
+
+    table = render_table(report)
+    rows = [line.split()[0:2] for line in table.splitlines() if line.startswith(("peer", "worker"))]
+    assert rows[:4] == [["peer", "1"], ["worker", "1"], ["peer", "#2"], ["worker", "#2"]]
+    assert "1.20× (trung vị của 3 cặp / median of 3 pairs: 0.50×, 2.00×, 1.20×)" in table
+    # One pair is its own median: no list.
+    assert "median of" not in render_table(_paired([(1000, 900)]))
+
+
+def test_pairs_alternate_which_runner_goes_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+
+    def child(module: str, *_: Any) -> RunnerResult:
+        ran.append(module.rsplit(".", 1)[-1])
+        return RunnerResult(seen=10, seconds=1.0, counts={"preload_seconds": 0.5})
+
+    def workers(*_: Any, processes: int, **__: Any) -> RunnerResult:
+        ran.append(f"worker×{processes}")
+        return RunnerResult(seen=10, seconds=1.0)
+
+    monkeypatch.setattr(run, "require_quix", lambda: None)
+    monkeypatch.setattr(run, "measure_child", child)
+    monkeypatch.setattr(run, "measure_workers", workers)
+    settings = Settings(kafka_bootstrap="localhost:1")  # taken as given: no broker starts
+    options = BenchOptions(events=100, latency_seconds=0, workers=2, pairs=3)
+    report = run.run_bench(settings, options)
+    assert ran == ["raw", "peer", "worker×1", "worker×1", "peer", "peer", "worker×1", "worker×2"]
+    assert [(one.row, one.round) for one in report.runners] == [
+        ("raw", 1), ("peer", 1), ("worker", 1), ("worker #2", 2), ("peer #2", 2),
+        ("peer #3", 3), ("worker #3", 3), ("worker ×2", 1),
+    ]  # fmt: skip
+
+    with pytest.raises(ConfigurationError, match="--pairs must be 1 or more"):
+        run.run_bench(settings, BenchOptions(events=100, pairs=0))
 
 
 def test_default_options_are_the_issues() -> None:
