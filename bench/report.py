@@ -239,8 +239,7 @@ def render_table(report: BenchReport) -> str:
         if index == 1:
             lines.append("  ".join("-" * width for width in widths))
     lines.append("")
-    for one in report.runners:
-        lines.append(f"  {one.label}")
+    lines += [f"  {label}" for label in dict.fromkeys(one.label for one in report.runners)]
     if any(one.counts.get("partial") for one in report.runners):
         lines.append(
             "  * chưa xử lý hết dữ liệu nạp trước trong --max-seconds: tốc độ tính trên phần đã "

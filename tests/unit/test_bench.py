@@ -551,6 +551,7 @@ def test_over_pairs_ours_over_the_peer_is_the_median_of_each_pairs_ratio() -> No
     rows = [line.split()[0:2] for line in table.splitlines() if line.startswith(("peer", "worker"))]
     assert rows[:4] == [["peer", "1"], ["worker", "1"], ["peer", "#2"], ["worker", "#2"]]
     assert "1.20× (trung vị của 3 cặp / median of 3 pairs: 0.50×, 2.00×, 1.20×)" in table
+    assert table.count("peer — đối chứng: Quix Streams") == 1  # each runner told once
     # One pair is its own median: no list.
     assert "median of" not in render_table(_paired([(1000, 900)]))
 
